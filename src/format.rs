@@ -1,0 +1,537 @@
+//! The bytes of a log object, and the tag that names its owner.
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  magic "S3WL"
+//!      4     1  format version (1)
+//!      5     1  kind: 1 batch, 2 fence
+//!      6     2  reserved, zero
+//!      8     8  leader id
+//!     16     8  epoch generation
+//!     24     8  epoch nonce
+//!     32     8  batch number (u64::MAX - position)
+//!     40     8  first commit sequence number (a fence: the next one)
+//!     48     4  commit count (a fence: 0)
+//!     52     …  commits, each a u32 length and that many bytes
+//!    end-4   4  CRC32C of every byte before it
+//! ```
+//!
+//! All integers are little-endian. [`decode`] never panics: any byte string
+//! gives an [`Object`] or a [`DecodeError`].
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::types::{BatchNumber, CommitSeq, Epoch, LeaderId, Position};
+
+const MAGIC: &[u8; 4] = b"S3WL";
+const VERSION: u8 = 1;
+/// Bytes before the first commit.
+pub const HEADER_LEN: usize = 52;
+/// Bytes after the last commit (the checksum).
+pub const TRAILER_LEN: usize = 4;
+/// Bytes each commit adds besides its payload (its length).
+pub const COMMIT_OVERHEAD: usize = 4;
+/// The user-metadata key that carries an object's [`ObjectTag`].
+pub const TAG_METADATA_KEY: &str = "s3wal-tag";
+
+/// What an object is for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    /// Holds commits.
+    Batch,
+    /// Holds none: claims a position so that no earlier writer can use it.
+    Fence,
+}
+
+impl ObjectKind {
+    fn to_byte(self) -> u8 {
+        match self {
+            ObjectKind::Batch => 1,
+            ObjectKind::Fence => 2,
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<ObjectKind> {
+        match b {
+            1 => Some(ObjectKind::Batch),
+            2 => Some(ObjectKind::Fence),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Batch => "batch",
+            ObjectKind::Fence => "fence",
+        }
+    }
+}
+
+/// Everything in an object but its commits.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// Batch or fence.
+    pub kind: ObjectKind,
+    /// The instance that wrote it.
+    pub leader: LeaderId,
+    /// That instance's generation.
+    pub epoch: Epoch,
+    /// Where it sits in the log.
+    pub position: Position,
+    /// The first commit's sequence number; for a fence, the next one.
+    pub first_seq: CommitSeq,
+    /// How many commits it holds.
+    pub count: u32,
+}
+
+/// A decoded object. Its commits share the object's buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Object {
+    /// The header.
+    pub header: Header,
+    /// The commits, in sequence order from `header.first_seq`.
+    pub commits: Vec<Bytes>,
+    /// The checksum stored in (and verified against) the object.
+    pub crc: u32,
+}
+
+impl Object {
+    /// The tag a writer puts in this object's metadata.
+    pub fn tag(&self) -> ObjectTag {
+        ObjectTag {
+            header: self.header,
+            crc: self.crc,
+        }
+    }
+}
+
+/// Why bytes are not a valid object.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Shorter than an empty object.
+    #[error("object is {len} bytes, shorter than the {min}-byte minimum")]
+    TooShort { len: usize, min: usize },
+    /// The checksum does not match: the bytes were damaged.
+    #[error("checksum mismatch: stored {stored:08x}, computed {computed:08x}")]
+    ChecksumMismatch { stored: u32, computed: u32 },
+    /// Not an s3wal object.
+    #[error("bad magic bytes {found:02x?}: not an s3wal object")]
+    BadMagic { found: [u8; 4] },
+    /// Written by a format this build does not read.
+    #[error("unsupported format version {0}")]
+    UnsupportedVersion(u8),
+    /// A kind byte this build does not know.
+    #[error("unknown object kind {0}")]
+    UnknownKind(u8),
+    /// A commit's length runs past the end of the object.
+    #[error("commit {index} overruns the object")]
+    CommitOverrun { index: u32 },
+    /// Bytes left over after the last commit.
+    #[error("{extra} bytes after the last of {count} commits")]
+    TrailingBytes { count: u32, extra: usize },
+    /// A fence that claims to hold commits.
+    #[error("fence object claims {count} commits")]
+    FenceWithCommits { count: u32 },
+}
+
+/// Collects commits into one batch object, copying each commit's bytes once.
+///
+/// Room for the header is reserved up front and filled in by [`seal`],
+/// when the batch's position is known.
+///
+/// [`seal`]: BatchBuilder::seal
+#[derive(Debug)]
+pub struct BatchBuilder {
+    buf: BytesMut,
+    count: u32,
+}
+
+impl BatchBuilder {
+    /// An empty batch with room for about `capacity` bytes of commits.
+    pub fn with_capacity(capacity: usize) -> BatchBuilder {
+        let mut buf = BytesMut::with_capacity(HEADER_LEN + capacity + TRAILER_LEN);
+        buf.put_bytes(0, HEADER_LEN);
+        BatchBuilder { buf, count: 0 }
+    }
+
+    /// Appends one commit.
+    ///
+    /// # Panics
+    /// If the commit is 4 GiB or larger, or the batch holds `u32::MAX` commits;
+    /// the writer refuses such commits before they get here.
+    pub fn push(&mut self, commit: &[u8]) {
+        let len = u32::try_from(commit.len()).expect("commit under 4 GiB");
+        self.buf.reserve(COMMIT_OVERHEAD + commit.len());
+        self.buf.put_u32_le(len);
+        self.buf.extend_from_slice(commit);
+        self.count = self
+            .count
+            .checked_add(1)
+            .expect("fewer than 2^32 commits per batch");
+    }
+
+    /// How many commits it holds.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether it holds no commit.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Fills in the header and checksum. `header.kind` must be `Batch` and
+    /// `header.count` is taken from the commits pushed.
+    pub fn seal(mut self, header: Header) -> (Bytes, ObjectTag) {
+        debug_assert_eq!(header.kind, ObjectKind::Batch);
+        let header = Header {
+            count: self.count,
+            ..header
+        };
+        write_header(&mut self.buf[..HEADER_LEN], &header);
+        let crc = crc32c::crc32c(&self.buf);
+        self.buf.put_u32_le(crc);
+        (self.buf.freeze(), ObjectTag { header, crc })
+    }
+}
+
+/// Encodes a fence: no commits, `first_seq` carries the next sequence number.
+pub fn encode_fence(
+    leader: LeaderId,
+    epoch: Epoch,
+    position: Position,
+    next_seq: CommitSeq,
+) -> (Bytes, ObjectTag) {
+    let header = Header {
+        kind: ObjectKind::Fence,
+        leader,
+        epoch,
+        position,
+        first_seq: next_seq,
+        count: 0,
+    };
+    let mut buf = BytesMut::with_capacity(HEADER_LEN + TRAILER_LEN);
+    buf.put_bytes(0, HEADER_LEN);
+    write_header(&mut buf[..], &header);
+    let crc = crc32c::crc32c(&buf);
+    buf.put_u32_le(crc);
+    (buf.freeze(), ObjectTag { header, crc })
+}
+
+/// Encodes a batch of commits in one go (tests, tools).
+pub fn encode_batch(header: Header, commits: &[Bytes]) -> (Bytes, ObjectTag) {
+    let size = commits.iter().map(|c| c.len() + COMMIT_OVERHEAD).sum();
+    let mut builder = BatchBuilder::with_capacity(size);
+    for commit in commits {
+        builder.push(commit);
+    }
+    builder.seal(header)
+}
+
+fn write_header(out: &mut [u8], h: &Header) {
+    let mut w = &mut out[..];
+    w.put_slice(MAGIC);
+    w.put_u8(VERSION);
+    w.put_u8(h.kind.to_byte());
+    w.put_u16_le(0);
+    w.put_u64_le(h.leader.0);
+    w.put_u64_le(h.epoch.generation);
+    w.put_u64_le(h.epoch.nonce);
+    w.put_u64_le(h.position.batch_number().0);
+    w.put_u64_le(h.first_seq.0);
+    w.put_u32_le(h.count);
+}
+
+/// Decodes and verifies one object. The commits share `bytes`' buffer.
+pub fn decode(bytes: &Bytes) -> Result<Object, DecodeError> {
+    let min = HEADER_LEN + TRAILER_LEN;
+    if bytes.len() < min {
+        return Err(DecodeError::TooShort {
+            len: bytes.len(),
+            min,
+        });
+    }
+    let body_end = bytes.len() - TRAILER_LEN;
+    let stored = read_u32(&bytes[body_end..]);
+    let computed = crc32c::crc32c(&bytes[..body_end]);
+    if stored != computed {
+        return Err(DecodeError::ChecksumMismatch { stored, computed });
+    }
+    let header = read_header(&bytes[..HEADER_LEN])?;
+    let commits = read_commits(bytes, header.count, body_end)?;
+    Ok(Object {
+        header,
+        commits,
+        crc: stored,
+    })
+}
+
+fn read_header(h: &[u8]) -> Result<Header, DecodeError> {
+    let found: [u8; 4] = [h[0], h[1], h[2], h[3]];
+    if &found != MAGIC {
+        return Err(DecodeError::BadMagic { found });
+    }
+    if h[4] != VERSION {
+        return Err(DecodeError::UnsupportedVersion(h[4]));
+    }
+    let kind = ObjectKind::from_byte(h[5]).ok_or(DecodeError::UnknownKind(h[5]))?;
+    let count = read_u32(&h[48..]);
+    if kind == ObjectKind::Fence && count != 0 {
+        return Err(DecodeError::FenceWithCommits { count });
+    }
+    Ok(Header {
+        kind,
+        leader: LeaderId(read_u64(&h[8..])),
+        epoch: Epoch {
+            generation: read_u64(&h[16..]),
+            nonce: read_u64(&h[24..]),
+        },
+        position: BatchNumber(read_u64(&h[32..])).position(),
+        first_seq: CommitSeq(read_u64(&h[40..])),
+        count,
+    })
+}
+
+fn read_commits(bytes: &Bytes, count: u32, body_end: usize) -> Result<Vec<Bytes>, DecodeError> {
+    // Each commit takes at least its length prefix, which bounds the allocation.
+    let most = (body_end - HEADER_LEN) / COMMIT_OVERHEAD;
+    let mut commits = Vec::with_capacity((count as usize).min(most));
+    let mut at = HEADER_LEN;
+    for index in 0..count {
+        let overrun = DecodeError::CommitOverrun { index };
+        if body_end - at < COMMIT_OVERHEAD {
+            return Err(overrun);
+        }
+        let len = read_u32(&bytes[at..]) as usize;
+        at += COMMIT_OVERHEAD;
+        if body_end - at < len {
+            return Err(overrun);
+        }
+        commits.push(bytes.slice(at..at + len));
+        at += len;
+    }
+    if at != body_end {
+        return Err(DecodeError::TrailingBytes {
+            count,
+            extra: body_end - at,
+        });
+    }
+    Ok(commits)
+}
+
+fn read_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn read_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+/// An object's identity, small enough for user metadata: a HEAD tells who
+/// owns a position without fetching the object.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectTag {
+    /// The object's header.
+    pub header: Header,
+    /// The object's checksum: tells two objects of one writer apart.
+    pub crc: u32,
+}
+
+/// Why a metadata value is not an [`ObjectTag`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed s3wal tag {0:?}")]
+pub struct TagError(pub String);
+
+impl ObjectTag {
+    /// The metadata value: `v1 <kind> <leader> <gen> <nonce> <position> <first_seq> <count> <crc>`.
+    pub fn to_metadata_value(&self) -> String {
+        let h = &self.header;
+        format!(
+            "v1 {} {:x} {} {:x} {} {} {} {:08x}",
+            h.kind.name(),
+            h.leader.0,
+            h.epoch.generation,
+            h.epoch.nonce,
+            h.position.0,
+            h.first_seq.0,
+            h.count,
+            self.crc
+        )
+    }
+
+    /// Parses a value made by [`ObjectTag::to_metadata_value`].
+    pub fn parse(value: &str) -> Result<ObjectTag, TagError> {
+        let bad = || TagError(value.chars().take(120).collect());
+        let f: Vec<&str> = value.split(' ').collect();
+        if f.len() != 9 || f[0] != "v1" {
+            return Err(bad());
+        }
+        let kind = match f[1] {
+            "batch" => ObjectKind::Batch,
+            "fence" => ObjectKind::Fence,
+            _ => return Err(bad()),
+        };
+        let hex = |s: &str| u64::from_str_radix(s, 16).map_err(|_| bad());
+        let dec = |s: &str| s.parse::<u64>().map_err(|_| bad());
+        let header = Header {
+            kind,
+            leader: LeaderId(hex(f[2])?),
+            epoch: Epoch {
+                generation: dec(f[3])?,
+                nonce: hex(f[4])?,
+            },
+            position: Position(dec(f[5])?),
+            first_seq: CommitSeq(dec(f[6])?),
+            count: u32::try_from(dec(f[7])?).map_err(|_| bad())?,
+        };
+        let crc = u32::try_from(hex(f[8])?).map_err(|_| bad())?;
+        Ok(ObjectTag { header, crc })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header(count: u32) -> Header {
+        Header {
+            kind: ObjectKind::Batch,
+            leader: LeaderId(7),
+            epoch: Epoch {
+                generation: 3,
+                nonce: 0xabc,
+            },
+            position: Position(41),
+            first_seq: CommitSeq(1000),
+            count,
+        }
+    }
+
+    fn arb_header() -> impl Strategy<Value = Header> {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+        )
+            .prop_map(|(l, g, n, p, s)| Header {
+                kind: ObjectKind::Batch,
+                leader: LeaderId(l),
+                epoch: Epoch {
+                    generation: g,
+                    nonce: n,
+                },
+                position: Position(p),
+                first_seq: CommitSeq(s),
+                count: 0,
+            })
+    }
+
+    fn arb_commits() -> impl Strategy<Value = Vec<Bytes>> {
+        prop::collection::vec(
+            prop::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from),
+            0..20,
+        )
+    }
+
+    #[test]
+    fn layout_is_as_documented() {
+        let (bytes, tag) = encode_batch(header(0), &[Bytes::from_static(b"abc")]);
+        assert_eq!(&bytes[..4], b"S3WL");
+        assert_eq!(bytes.len(), HEADER_LEN + COMMIT_OVERHEAD + 3 + TRAILER_LEN);
+        assert_eq!(&bytes[HEADER_LEN..HEADER_LEN + 4], &3u32.to_le_bytes());
+        assert_eq!(tag.header.count, 1);
+        assert_eq!(read_u64(&bytes[32..]), u64::MAX - 41);
+    }
+
+    #[test]
+    fn fence_round_trips_with_next_seq() {
+        let (bytes, tag) = encode_fence(
+            LeaderId(1),
+            Epoch {
+                generation: 9,
+                nonce: 2,
+            },
+            Position(9),
+            CommitSeq(77),
+        );
+        let obj = decode(&bytes).expect("valid");
+        assert_eq!(obj.header.kind, ObjectKind::Fence);
+        assert_eq!(obj.header.first_seq, CommitSeq(77));
+        assert!(obj.commits.is_empty());
+        assert_eq!(obj.tag(), tag);
+    }
+
+    #[test]
+    fn short_input_is_an_error() {
+        for len in 0..HEADER_LEN + TRAILER_LEN {
+            let err = decode(&Bytes::from(vec![0u8; len])).unwrap_err();
+            assert!(matches!(err, DecodeError::TooShort { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn lying_count_is_caught_even_with_a_good_checksum() {
+        let (bytes, _) = encode_batch(header(0), &[Bytes::from_static(b"xy")]);
+        let mut raw = bytes.to_vec();
+        raw[48..52].copy_from_slice(&5u32.to_le_bytes());
+        let end = raw.len() - TRAILER_LEN;
+        let crc = crc32c::crc32c(&raw[..end]);
+        raw[end..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&Bytes::from(raw)),
+            Err(DecodeError::CommitOverrun { index: 1 })
+        );
+    }
+
+    #[test]
+    fn tags_round_trip_and_reject_garbage() {
+        let (_, tag) = encode_batch(header(0), &[Bytes::from_static(b"q")]);
+        assert_eq!(ObjectTag::parse(&tag.to_metadata_value()), Ok(tag));
+        for bad in [
+            "",
+            "v2 batch 1 2 3 4 5 6 7",
+            "v1 blob 1 2 3 4 5 6 7",
+            "v1 batch zz 2 3 4 5 6 7",
+        ] {
+            assert!(ObjectTag::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(h in arb_header(), commits in arb_commits()) {
+            let (bytes, tag) = encode_batch(h, &commits);
+            let obj = decode(&bytes).expect("own encoding decodes");
+            prop_assert_eq!(obj.header, Header { count: commits.len() as u32, ..h });
+            prop_assert_eq!(&obj.commits, &commits);
+            prop_assert_eq!(obj.tag(), tag);
+            prop_assert_eq!(ObjectTag::parse(&tag.to_metadata_value()), Ok(tag));
+        }
+
+        #[test]
+        fn random_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&Bytes::from(raw));
+        }
+
+        #[test]
+        fn any_bit_flip_is_detected(h in arb_header(), commits in arb_commits(), bit in any::<prop::sample::Index>()) {
+            let (bytes, _) = encode_batch(h, &commits);
+            let mut raw = bytes.to_vec();
+            let bit = bit.index(raw.len() * 8);
+            raw[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(decode(&Bytes::from(raw)).is_err());
+        }
+
+        #[test]
+        fn truncation_is_detected(h in arb_header(), commits in arb_commits(), cut in any::<prop::sample::Index>()) {
+            let (bytes, _) = encode_batch(h, &commits);
+            let keep = cut.index(bytes.len());
+            prop_assert!(decode(&bytes.slice(..keep)).is_err());
+        }
+    }
+}

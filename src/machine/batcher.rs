@@ -1,0 +1,216 @@
+//! Collects commits into batches: the size trigger, the time trigger and the
+//! idle fast path. Knows nothing of positions or the store.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::format::{BatchBuilder, COMMIT_OVERHEAD};
+use crate::types::{CommitRange, CommitSeq, Time};
+
+/// Smallest buffer a new batch starts with.
+const MIN_CAPACITY: usize = 4 << 10;
+
+/// A batch whose commits are fixed, waiting for a position.
+#[derive(Debug)]
+pub(crate) struct SealedBatch {
+    pub builder: BatchBuilder,
+    pub commits: CommitRange,
+    /// Commit payload bytes (what the byte budget counts).
+    pub payload_bytes: u64,
+}
+
+#[derive(Debug)]
+struct OpenBatch {
+    builder: BatchBuilder,
+    first: CommitSeq,
+    started: Time,
+    payload_bytes: u64,
+    encoded_bytes: u64,
+}
+
+impl OpenBatch {
+    fn seal(self) -> SealedBatch {
+        let commits =
+            CommitRange::new(self.first, self.first.plus(u64::from(self.builder.count())));
+        SealedBatch {
+            builder: self.builder,
+            commits,
+            payload_bytes: self.payload_bytes,
+        }
+    }
+}
+
+/// Why the open batch may be sent now.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SendNow {
+    /// Nothing is in flight: send at once (the idle fast path).
+    Idle,
+    /// A shutdown is draining: send whatever is collected.
+    Draining,
+    /// Only send it if its size or time trigger fired.
+    IfTriggered,
+}
+
+#[derive(Debug)]
+pub(crate) struct Batcher {
+    threshold: u64,
+    timeout: Duration,
+    open: Option<OpenBatch>,
+    sealed: VecDeque<SealedBatch>,
+    /// Size of the last sealed batch: a guess for the next one's buffer, so a
+    /// batch rarely reallocates (which would copy its commits again) and a
+    /// lone commit does not pin a threshold-sized buffer.
+    last_encoded: usize,
+}
+
+impl Batcher {
+    pub fn new(threshold: u64, timeout: Duration) -> Batcher {
+        Batcher {
+            threshold,
+            timeout,
+            open: None,
+            sealed: VecDeque::new(),
+            last_encoded: MIN_CAPACITY,
+        }
+    }
+
+    /// Adds one commit; seals the open batch when it reaches the threshold.
+    /// Returns whether this commit started a new batch (its timer starts).
+    pub fn push(&mut self, now: Time, seq: CommitSeq, payload: &[u8]) -> bool {
+        let started = self.open.is_none();
+        let capacity = self.next_capacity();
+        let open = self.open.get_or_insert_with(|| OpenBatch {
+            builder: BatchBuilder::with_capacity(capacity),
+            first: seq,
+            started: now,
+            payload_bytes: 0,
+            encoded_bytes: 0,
+        });
+        debug_assert_eq!(
+            open.first.plus(u64::from(open.builder.count())),
+            seq,
+            "commits arrive in order"
+        );
+        open.builder.push(payload);
+        open.payload_bytes += payload.len() as u64;
+        open.encoded_bytes += (payload.len() + COMMIT_OVERHEAD) as u64;
+        if open.payload_bytes >= self.threshold {
+            self.seal_open();
+        }
+        started
+    }
+
+    fn next_capacity(&self) -> usize {
+        let most = usize::try_from(self.threshold)
+            .unwrap_or(usize::MAX)
+            .saturating_add(MIN_CAPACITY);
+        self.last_encoded
+            .saturating_mul(2)
+            .clamp(MIN_CAPACITY, most.max(MIN_CAPACITY))
+    }
+
+    fn seal_open(&mut self) {
+        if let Some(open) = self.open.take() {
+            self.last_encoded = open.encoded_bytes as usize;
+            self.sealed.push_back(open.seal());
+        }
+    }
+
+    /// The next batch to send, if one is ready at `now`.
+    pub fn take_ready(&mut self, now: Time, send: SendNow) -> Option<SealedBatch> {
+        if self.sealed.is_empty() {
+            let open = self.open.as_ref()?;
+            let due = match send {
+                SendNow::Idle | SendNow::Draining => true,
+                SendNow::IfTriggered => now >= open.started + self.timeout,
+            };
+            if !due {
+                return None;
+            }
+            self.seal_open();
+        }
+        self.sealed.pop_front()
+    }
+
+    /// When the open batch's time trigger fires, if a batch is open.
+    pub fn deadline(&self) -> Option<Time> {
+        self.open.as_ref().map(|o| o.started + self.timeout)
+    }
+
+    /// Whether no commit is waiting to be sent.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_none() && self.sealed.is_empty()
+    }
+
+    /// Throws away every unsent commit (the machine failed).
+    pub fn clear(&mut self) {
+        self.open = None;
+        self.sealed.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Time {
+        Time::from_millis(n)
+    }
+
+    #[test]
+    fn size_trigger_seals_with_the_last_commit_past_the_threshold() {
+        let mut b = Batcher::new(10, Duration::from_millis(5));
+        b.push(ms(0), CommitSeq(0), &[0; 6]);
+        assert!(b.take_ready(ms(0), SendNow::IfTriggered).is_none());
+        b.push(ms(0), CommitSeq(1), &[0; 6]);
+        let batch = b
+            .take_ready(ms(0), SendNow::IfTriggered)
+            .expect("sealed by size");
+        assert_eq!(batch.commits, CommitRange::new(CommitSeq(0), CommitSeq(2)));
+        assert_eq!(batch.payload_bytes, 12);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn time_trigger_counts_from_the_first_commit() {
+        let mut b = Batcher::new(1000, Duration::from_millis(5));
+        assert!(b.push(ms(10), CommitSeq(0), b"a"));
+        assert!(!b.push(ms(14), CommitSeq(1), b"b"));
+        assert_eq!(b.deadline(), Some(ms(15)));
+        assert!(b.take_ready(ms(14), SendNow::IfTriggered).is_none());
+        let batch = b
+            .take_ready(ms(15), SendNow::IfTriggered)
+            .expect("timed out");
+        assert_eq!(batch.commits.len(), 2);
+    }
+
+    #[test]
+    fn idle_and_draining_send_at_once_but_never_empty() {
+        let mut b = Batcher::new(1000, Duration::from_millis(5));
+        assert!(b.take_ready(ms(0), SendNow::Idle).is_none());
+        assert!(b.take_ready(ms(0), SendNow::Draining).is_none());
+        b.push(ms(0), CommitSeq(7), b"x");
+        assert_eq!(
+            b.take_ready(ms(0), SendNow::Idle).map(|s| s.commits.len()),
+            Some(1)
+        );
+        b.push(ms(0), CommitSeq(8), b"y");
+        assert_eq!(
+            b.take_ready(ms(0), SendNow::Draining)
+                .map(|s| s.commits.start),
+            Some(CommitSeq(8))
+        );
+    }
+
+    #[test]
+    fn sealed_batches_queue_in_order() {
+        let mut b = Batcher::new(1, Duration::from_millis(5));
+        for i in 0..3 {
+            b.push(ms(0), CommitSeq(i), b"zz");
+        }
+        let starts: Vec<u64> = std::iter::from_fn(|| b.take_ready(ms(0), SendNow::IfTriggered))
+            .map(|s| s.commits.start.0)
+            .collect();
+        assert_eq!(starts, vec![0, 1, 2]);
+    }
+}

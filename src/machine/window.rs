@@ -1,0 +1,184 @@
+//! The window: positions claimed beyond the durable prefix.
+//!
+//! A position stays in the window from the moment it is claimed until it and
+//! every earlier position are confirmed — not merely until its request
+//! returns. Bounding the window this way is what lets one LIST of 1000 keys
+//! find the end of the log (see `docs/protocol.md`). Each position has at
+//! most one request outstanding, so the window bounds requests too.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::format::ObjectTag;
+use crate::types::{CommitRange, CommitSeq, Position, RequestId, Time};
+
+/// What the next request for a position will be.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Send the same PUT again.
+    Put,
+    /// Ask again who owns the position.
+    Head,
+}
+
+/// Where one claimed position stands.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// Our PUT is outstanding.
+    Putting(RequestId),
+    /// The PUT answered 412; a HEAD asks whose object it is.
+    CheckingOwner(RequestId),
+    /// Backing off before the next request.
+    Waiting { until: Time, then: Retry },
+    /// The object is ours and written.
+    Confirmed,
+}
+
+/// One claimed position and the object we are writing there.
+#[derive(Clone, Debug)]
+pub(crate) struct Slot {
+    pub position: Position,
+    /// The commits the object holds (empty for a fence).
+    pub commits: CommitRange,
+    /// Their payload bytes, released from the byte budget once durable.
+    pub payload_bytes: u64,
+    pub body: Bytes,
+    pub tag: ObjectTag,
+    pub state: SlotState,
+    /// Failed attempts so far.
+    pub failures: u32,
+}
+
+impl Slot {
+    pub fn request(&self) -> Option<RequestId> {
+        match self.state {
+            SlotState::Putting(r) | SlotState::CheckingOwner(r) => Some(r),
+            SlotState::Waiting { .. } | SlotState::Confirmed => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Window {
+    /// Every position below this one is confirmed.
+    durable: Position,
+    /// `slots[i]` is position `durable + i`.
+    slots: VecDeque<Slot>,
+    limit: usize,
+}
+
+/// What advancing the durable prefix released.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Released {
+    /// The commits now durable, if any.
+    pub commits: Option<CommitRange>,
+    /// Their payload bytes.
+    pub payload_bytes: u64,
+}
+
+impl Window {
+    pub fn new(durable: Position, limit: usize) -> Window {
+        Window {
+            durable,
+            slots: VecDeque::with_capacity(limit),
+            limit,
+        }
+    }
+
+    /// Whether another position may be claimed.
+    pub fn has_room(&self) -> bool {
+        self.slots.len() < self.limit
+    }
+
+    /// Whether nothing is claimed beyond the durable prefix.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Claimed positions beyond the durable prefix.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The first position not known to be written.
+    pub fn durable(&self) -> Position {
+        self.durable
+    }
+
+    /// The position the next claim takes.
+    pub fn next_position(&self) -> Position {
+        self.durable.plus(self.slots.len() as u64)
+    }
+
+    /// Claims the next position for `slot`.
+    pub fn claim(&mut self, slot: Slot) {
+        debug_assert!(self.has_room(), "window limit {} exceeded", self.limit);
+        debug_assert_eq!(slot.position, self.next_position());
+        self.slots.push_back(slot);
+    }
+
+    /// The slot of a claimed position.
+    pub fn slot(&mut self, position: Position) -> Option<&mut Slot> {
+        let index = usize::try_from(position.0.checked_sub(self.durable.0)?).ok()?;
+        self.slots.get_mut(index)
+    }
+
+    /// The slot waiting on `request`.
+    pub fn by_request(&mut self, request: RequestId) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|s| s.request() == Some(request))
+    }
+
+    /// Requests outstanding.
+    pub fn outstanding(&self) -> usize {
+        self.slots.iter().filter(|s| s.request().is_some()).count()
+    }
+
+    /// The earliest moment a backed-off slot wants its next request.
+    pub fn retry_deadline(&self) -> Option<Time> {
+        self.slots
+            .iter()
+            .filter_map(|s| match s.state {
+                SlotState::Waiting { until, .. } => Some(until),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Slots whose backoff ended by `now`.
+    pub fn due(&mut self, now: Time) -> impl Iterator<Item = &mut Slot> {
+        self.slots
+            .iter_mut()
+            .filter(move |s| matches!(s.state, SlotState::Waiting { until, .. } if until <= now))
+    }
+
+    /// Moves the durable prefix past every confirmed slot at its front.
+    /// `expected` is the first commit not yet durable, checked against the
+    /// slots so an ack can never skip or repeat.
+    pub fn advance(&mut self, expected: CommitSeq) -> Released {
+        let mut released = Released::default();
+        let mut end = expected;
+        while self
+            .slots
+            .front()
+            .is_some_and(|s| s.state == SlotState::Confirmed)
+        {
+            let Some(slot) = self.slots.pop_front() else {
+                break;
+            };
+            debug_assert_eq!(slot.commits.start, end, "acks are contiguous");
+            end = slot.commits.end;
+            released.payload_bytes += slot.payload_bytes;
+            self.durable = self.durable.next();
+        }
+        if end != expected {
+            released.commits = Some(CommitRange::new(expected, end));
+        }
+        released
+    }
+
+    /// Forgets every claim (the machine failed).
+    pub fn clear(&mut self) {
+        self.slots.clear();
+    }
+}
