@@ -1,1 +1,477 @@
+//! The persister driven by hand: each test reads as the story it checks.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::Config;
+use crate::format::{decode, ObjectTag};
+
+/// A persister, a fake clock and the requests it has asked for.
+struct Harness {
+    m: Persister,
+    now: Time,
+    puts: BTreeMap<RequestId, PutRequest>,
+    heads: BTreeMap<RequestId, Position>,
+    durable: Vec<CommitRange>,
+    accepted: Vec<CommitRange>,
+    failed: Option<(CommitRange, Failure)>,
+    timer: Option<Time>,
+    waiting: bool,
+    shut_down: bool,
+}
+
+fn config() -> Config {
+    Config { batch_size_threshold: 100, batch_timeout: Duration::from_millis(5), ..Config::default() }
+}
+
+impl Harness {
+    fn new(config: Config) -> Harness {
+        let identity = Identity { leader: LeaderId(1), nonce: 2, jitter_seed: 3 };
+        let start = StartPoint { position: Position(0), next_commit: CommitSeq(0), epoch: Epoch::default() };
+        let mut h = Harness {
+            m: Persister::resume(config.validate().expect("valid"), identity, start),
+            now: Time::ZERO,
+            puts: BTreeMap::new(),
+            heads: BTreeMap::new(),
+            durable: Vec::new(),
+            accepted: Vec::new(),
+            failed: None,
+            timer: None,
+            waiting: false,
+            shut_down: false,
+        };
+        h.drain();
+        h
+    }
+
+    fn drain(&mut self) {
+        while let Some(action) = self.m.poll_action() {
+            match action {
+                Action::Put(put) => {
+                    self.puts.insert(put.request, put);
+                }
+                Action::Head { request, position, .. } => {
+                    self.heads.insert(request, position);
+                }
+                Action::List { .. } => panic!("no LIST outside recovery"),
+                Action::SetTimer { at } => self.timer = Some(at),
+                Action::CancelTimer => self.timer = None,
+                Action::Accepted { commits } => self.accepted.push(commits),
+                Action::Durable { commits } => {
+                    let expected = self.durable.last().map_or(CommitSeq(0), |r| r.end);
+                    assert_eq!(commits.start, expected, "durable acks are contiguous");
+                    assert!(!commits.is_empty());
+                    self.durable.push(commits);
+                }
+                Action::ProducersMustWait => self.waiting = true,
+                Action::ProducersMayContinue => self.waiting = false,
+                Action::Ready { .. } => {}
+                Action::Failed { commits, failure } => {
+                    assert!(self.failed.is_none(), "fails once");
+                    self.failed = Some((commits, failure));
+                }
+                Action::ShutdownComplete => self.shut_down = true,
+            }
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        self.m.handle(self.now, input).expect("only commits are refused");
+        self.drain();
+    }
+
+    fn commit(&mut self, payload: &'static [u8]) -> CommitSeq {
+        let seq = self.m.next_commit_seq();
+        self.m.handle(self.now, Input::CommitArrived(Bytes::from_static(payload))).expect("accepted");
+        self.drain();
+        seq
+    }
+
+    fn commits(&mut self, n: usize, payload: &'static [u8]) {
+        for _ in 0..n {
+            self.commit(payload);
+        }
+    }
+
+    /// Moves the clock on, firing the timer whenever it falls due.
+    fn advance(&mut self, ms: u64) {
+        let until = self.now + Duration::from_millis(ms);
+        while let Some(at) = self.timer.filter(|&at| at <= until) {
+            self.now = self.now.max(at);
+            self.timer = None;
+            self.input(Input::TimerFired);
+        }
+        self.now = until;
+    }
+
+    /// Outstanding PUTs, oldest first, as (request, position).
+    fn pending(&self) -> Vec<(RequestId, Position)> {
+        self.puts.values().map(|p| (p.request, p.position)).collect()
+    }
+
+    fn pending_at(&self, position: Position) -> RequestId {
+        self.puts.values().find(|p| p.position == position).map(|p| p.request).expect("a PUT for that position")
+    }
+
+    fn complete(&mut self, request: RequestId, outcome: PutOutcome) -> PutRequest {
+        let put = self.puts.remove(&request).expect("known request");
+        self.input(Input::PutFinished { request, outcome });
+        put
+    }
+
+    fn complete_at(&mut self, position: Position, outcome: PutOutcome) -> PutRequest {
+        let request = self.pending_at(position);
+        self.complete(request, outcome)
+    }
+
+    fn answer_head(&mut self, outcome: HeadOutcome) -> Position {
+        let (&request, &position) = self.heads.iter().next().expect("a HEAD outstanding");
+        self.heads.remove(&request);
+        self.input(Input::HeadFinished { request, outcome });
+        position
+    }
+
+    fn durable_end(&self) -> CommitSeq {
+        self.durable.last().map_or(CommitSeq(0), |r| r.end)
+    }
+}
+
+fn fault(f: Fault) -> PutOutcome {
+    PutOutcome::Failed(f)
+}
+
+fn tag_of(put: &PutRequest) -> String {
+    decode(&put.body).expect("valid object").tag().to_metadata_value()
+}
+
+#[test]
+fn idle_fast_path_sends_the_first_commit_at_once() {
+    let mut h = Harness::new(config());
+    h.commit(b"first");
+    assert_eq!(h.pending().len(), 1, "nothing in flight: sent without waiting");
+    assert_eq!(h.accepted, vec![CommitRange::new(CommitSeq(0), CommitSeq(1))]);
+    let put = &h.puts.values().next().unwrap();
+    assert_eq!(put.key, Position(0).key());
+    let obj = decode(&put.body).unwrap();
+    assert_eq!(obj.commits, vec![Bytes::from_static(b"first")]);
+    assert_eq!(put.metadata, vec![(TAG_METADATA_KEY.to_string(), obj.tag().to_metadata_value())]);
+}
+
+#[test]
+fn size_trigger_seals_a_batch_while_another_is_in_flight() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.commits(2, &[7; 60]);
+    assert_eq!(h.pending().len(), 2, "60+60 >= 100 bytes sealed the second batch");
+    let put = h.complete_at(Position(1), PutOutcome::Created);
+    assert_eq!(decode(&put.body).unwrap().commits.len(), 2);
+}
+
+#[test]
+fn time_trigger_counts_from_the_batchs_first_commit() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.advance(2);
+    h.commit(b"b");
+    assert_eq!(h.timer, Some(Time::from_millis(7)), "5 ms after b started the batch");
+    h.advance(4);
+    h.commit(b"c");
+    assert_eq!(h.pending().len(), 1);
+    h.advance(1);
+    assert_eq!(h.pending().len(), 2, "sent at 7 ms");
+    assert_eq!(decode(&h.puts[&h.pending_at(Position(1))].body).unwrap().commits.len(), 2);
+}
+
+#[test]
+fn no_batch_is_ever_empty_and_an_idle_machine_sets_no_timer() {
+    let mut h = Harness::new(config());
+    h.advance(100);
+    assert!(h.pending().is_empty());
+    assert_eq!(h.timer, None);
+    h.commit(b"x");
+    h.complete_at(Position(0), PutOutcome::Created);
+    h.advance(100);
+    assert!(h.pending().is_empty());
+    assert_eq!(h.timer, None);
+}
+
+#[test]
+fn outstanding_requests_are_bounded() {
+    let mut h = Harness::new(Config { max_in_flight_requests: 3, target_pool_size: 3, ..config() });
+    h.commits(20, &[1; 100]);
+    assert_eq!(h.pending().len(), 3);
+    assert_eq!(h.m.outstanding_requests(), 3);
+    h.complete_at(Position(0), PutOutcome::Created);
+    assert_eq!(h.pending().len(), 3, "one finished, one more sent");
+}
+
+#[test]
+fn window_counts_claims_not_requests() {
+    let mut h = Harness::new(Config { max_in_flight_requests: 3, target_pool_size: 3, ..config() });
+    h.commits(20, &[1; 100]);
+    h.complete_at(Position(1), PutOutcome::Created);
+    h.complete_at(Position(2), PutOutcome::Created);
+    assert_eq!(h.pending().len(), 1, "positions 1 and 2 are done but 0 is not: no new claims");
+    assert_eq!(h.m.window_len(), 3);
+    assert!(h.durable.is_empty());
+    h.complete_at(Position(0), PutOutcome::Created);
+    assert_eq!(h.durable_end(), CommitSeq(3));
+    assert_eq!(h.pending().len(), 3, "the window slid by three");
+}
+
+#[test]
+fn commits_keep_collecting_while_the_window_is_full() {
+    let mut h = Harness::new(Config { max_in_flight_requests: 1, target_pool_size: 1, ..config() });
+    h.commit(b"a");
+    h.commits(5, &[0; 10]);
+    h.advance(50);
+    assert_eq!(h.pending().len(), 1, "timeout passed but the window is full");
+    assert_eq!(h.timer, None, "no point waking up for a batch that cannot go");
+    h.complete_at(Position(0), PutOutcome::Created);
+    let put = h.puts.values().next().unwrap();
+    assert_eq!(decode(&put.body).unwrap().commits.len(), 5, "the late batch holds everything collected");
+}
+
+#[test]
+fn byte_budget_makes_producers_wait_and_releases_them() {
+    let mut h = Harness::new(Config { byte_budget: 250, batch_size_threshold: 100, ..config() });
+    h.commits(2, &[0; 100]);
+    assert!(!h.waiting);
+    h.commit(&[0; 100]);
+    assert!(h.waiting, "300 bytes over a 250-byte budget");
+    h.complete_at(Position(0), PutOutcome::Created);
+    assert!(!h.waiting, "200 bytes left: under budget");
+}
+
+#[test]
+fn a_commit_larger_than_the_budget_is_refused() {
+    let mut h = Harness::new(Config { byte_budget: 100, batch_size_threshold: 100, ..config() });
+    let err = h.m.handle(h.now, Input::CommitArrived(Bytes::from(vec![0; 101]))).unwrap_err();
+    assert_eq!(err, Refused::TooLarge { len: 101, max: 100 });
+}
+
+#[test]
+fn retries_back_off_exponentially_with_the_same_bytes() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    let first = h.complete_at(Position(0), fault(Fault::Throttled));
+    assert!(h.pending().is_empty(), "waits before retrying");
+    for attempt in 1..=3u32 {
+        let wait = h.timer.expect("a retry timer") - h.now;
+        let full = Duration::from_millis(100) * (1 << (attempt - 1));
+        assert!(wait >= full / 2 && wait <= full, "retry {attempt}: {wait:?}");
+        h.advance(wait.as_millis() as u64 + 1);
+        let retry = h.puts.values().next().expect("retried").clone();
+        assert_eq!(retry.body, first.body, "identical bytes");
+        assert_eq!(retry.key, first.key, "same key");
+        if attempt < 3 {
+            h.complete(retry.request, fault(Fault::Conflict));
+        } else {
+            h.complete(retry.request, PutOutcome::Created);
+        }
+    }
+    assert_eq!(h.durable_end(), CommitSeq(1));
+    assert_eq!(h.m.stats().retries.throttled, 1);
+    assert_eq!(h.m.stats().retries.conflict, 2);
+}
+
+#[test]
+fn only_the_failing_batch_waits() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.commits(2, &[0; 60]);
+    h.complete_at(Position(0), fault(Fault::ServerError { status: 500 }));
+    h.commits(2, &[0; 60]);
+    assert_eq!(h.pending().len(), 2, "later batches keep flowing");
+    h.complete_at(Position(1), PutOutcome::Created);
+    h.complete_at(Position(2), PutOutcome::Created);
+    assert!(h.durable.is_empty(), "but nothing is acked past the hole");
+    h.advance(200);
+    h.complete_at(Position(0), PutOutcome::Created);
+    assert_eq!(h.durable, vec![CommitRange::new(CommitSeq(0), CommitSeq(5))]);
+}
+
+#[test]
+fn exhausted_retries_fail_every_waiting_commit_and_refuse_more() {
+    let mut h = Harness::new(Config { max_retry_attempts: 2, ..config() });
+    h.commit(b"a");
+    h.commits(3, &[0; 60]);
+    for _ in 0..2 {
+        h.complete_at(Position(0), fault(Fault::TimedOut));
+        h.advance(1000);
+    }
+    h.complete_at(Position(1), PutOutcome::Created);
+    h.complete_at(Position(0), fault(Fault::TimedOut));
+    let (commits, failure) = h.failed.clone().expect("failed");
+    assert_eq!(commits, CommitRange::new(CommitSeq(0), CommitSeq(4)), "every unacked commit, sent or not");
+    assert!(matches!(failure, Failure::RetriesExhausted { attempts: 3, position: Position(0), .. }), "{failure}");
+    assert!(h.durable.is_empty());
+    let refused = h.m.handle(h.now, Input::CommitArrived(Bytes::from_static(b"late"))).unwrap_err();
+    assert!(matches!(refused, Refused::Failed(_)), "{refused}");
+    let late = h.pending_at(Position(2));
+    h.complete(late, PutOutcome::Created);
+    assert!(h.durable.is_empty(), "a failed machine never acks");
+    assert_eq!(h.timer, None);
+}
+
+#[test]
+fn zero_retries_fail_on_the_first_error() {
+    let mut h = Harness::new(Config { max_retry_attempts: 0, ..config() });
+    h.commit(b"a");
+    h.complete_at(Position(0), fault(Fault::Throttled));
+    assert!(matches!(h.failed, Some((_, Failure::RetriesExhausted { attempts: 1, .. }))));
+}
+
+#[test]
+fn rejected_requests_fail_at_once() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.complete_at(Position(0), fault(Fault::Rejected { reason: "AccessDenied".into() }));
+    assert!(matches!(&h.failed, Some((_, Failure::Rejected { reason, .. })) if reason.contains("AccessDenied")));
+}
+
+#[test]
+fn ambiguous_write_then_412_on_our_own_object_is_success() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    let first = h.complete_at(Position(0), fault(Fault::TimedOut));
+    h.advance(200);
+    h.complete_at(Position(0), PutOutcome::AlreadyExists);
+    assert!(h.durable.is_empty(), "not before the owner check");
+    h.answer_head(HeadOutcome::Found { tag: Some(tag_of(&first)) });
+    assert_eq!(h.durable_end(), CommitSeq(1));
+    assert!(h.failed.is_none());
+}
+
+#[test]
+fn a_412_on_another_writers_object_is_fenced() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.commit(b"b");
+    let ours = h.complete_at(Position(0), PutOutcome::AlreadyExists);
+    let mut theirs = decode(&ours.body).unwrap().tag();
+    theirs.header.leader = LeaderId(99);
+    theirs.header.epoch = Epoch { generation: 5, nonce: 1 };
+    h.answer_head(HeadOutcome::Found { tag: Some(theirs.to_metadata_value()) });
+    let (commits, failure) = h.failed.clone().expect("deposed");
+    assert_eq!(commits, CommitRange::new(CommitSeq(0), CommitSeq(2)));
+    assert!(matches!(failure, Failure::Fenced { leader: LeaderId(99), .. }), "{failure}");
+    assert!(failure.to_string().contains("fenced"));
+}
+
+#[test]
+fn same_leader_but_different_bytes_is_not_ours() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    let ours = h.complete_at(Position(0), PutOutcome::AlreadyExists);
+    let mut other = decode(&ours.body).unwrap().tag();
+    other.crc ^= 1;
+    h.answer_head(HeadOutcome::Found { tag: Some(other.to_metadata_value()) });
+    assert!(matches!(h.failed, Some((_, Failure::Fenced { .. }))));
+}
+
+#[test]
+fn a_foreign_object_is_a_protocol_violation() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.complete_at(Position(0), PutOutcome::AlreadyExists);
+    h.answer_head(HeadOutcome::Found { tag: None });
+    assert!(matches!(h.failed, Some((_, Failure::ProtocolViolation { .. }))));
+}
+
+#[test]
+fn a_failed_owner_check_is_retried() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    let ours = h.complete_at(Position(0), PutOutcome::AlreadyExists);
+    h.answer_head(HeadOutcome::Failed(Fault::ConnectionFailed));
+    assert!(h.heads.is_empty());
+    h.advance(200);
+    h.answer_head(HeadOutcome::Found { tag: Some(tag_of(&ours)) });
+    assert_eq!(h.durable_end(), CommitSeq(1));
+}
+
+#[test]
+fn graceful_shutdown_seals_drains_and_refuses() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.commit(b"b");
+    h.input(Input::ShutdownRequested);
+    assert_eq!(h.pending().len(), 2, "the open batch is sent at once");
+    let refused = h.m.handle(h.now, Input::CommitArrived(Bytes::from_static(b"c"))).unwrap_err();
+    assert_eq!(refused, Refused::ShuttingDown);
+    h.complete_at(Position(1), PutOutcome::Created);
+    assert!(!h.shut_down);
+    h.complete_at(Position(0), PutOutcome::Created);
+    assert!(h.shut_down);
+    assert_eq!(h.durable_end(), CommitSeq(2), "nothing accepted was dropped");
+}
+
+#[test]
+fn shutdown_waits_for_retries() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.input(Input::ShutdownRequested);
+    h.complete_at(Position(0), fault(Fault::Throttled));
+    assert!(!h.shut_down);
+    h.advance(1000);
+    h.complete_at(Position(0), PutOutcome::Created);
+    assert!(h.shut_down);
+}
+
+#[test]
+fn objects_carry_identity_and_sequence() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.commits(2, &[1; 50]);
+    let put = h.complete_at(Position(1), PutOutcome::Created);
+    let obj = decode(&put.body).unwrap();
+    assert_eq!(obj.header.leader, LeaderId(1));
+    assert_eq!(obj.header.position, Position(1));
+    assert_eq!(obj.header.first_seq, CommitSeq(1));
+    assert_eq!(obj.header.count, 2);
+    assert_eq!(ObjectTag::parse(&tag_of(&put)).unwrap(), obj.tag());
+}
+
+proptest! {
+    /// Whatever order PUTs complete in, acks come out in order, contiguous,
+    /// exactly once, each only after its batch and every earlier one.
+    #[test]
+    fn acks_are_ordered_under_any_completion_order(
+        sizes in prop::collection::vec(1usize..150, 1..60),
+        picks in prop::collection::vec(any::<prop::sample::Index>(), 0..200),
+        window in 1u32..8,
+    ) {
+        let mut h = Harness::new(Config { max_in_flight_requests: window, target_pool_size: window, ..config() });
+        static PAYLOAD: [u8; 150] = [5; 150];
+        let mut picks = picks.into_iter();
+        let mut completed: BTreeMap<Position, CommitRange> = BTreeMap::new();
+        for size in sizes {
+            h.commit(&PAYLOAD[..size]);
+            if let Some(pick) = picks.next() {
+                let pending = h.pending();
+                if !pending.is_empty() {
+                    let (request, position) = pending[pick.index(pending.len())];
+                    let put = h.complete(request, PutOutcome::Created);
+                    let obj = decode(&put.body).unwrap();
+                    let first = obj.header.first_seq;
+                    completed.insert(position, CommitRange::new(first, first.plus(obj.commits.len() as u64)));
+                }
+            }
+            prop_assert!(h.m.window_len() <= window as usize);
+            // Every ack is covered by a prefix of completed positions.
+            let prefix_end = completed.iter().enumerate().take_while(|(i, (p, _))| p.0 == *i as u64).map(|(_, (_, r))| r.end).last();
+            prop_assert_eq!(h.durable_end(), prefix_end.unwrap_or(CommitSeq(0)));
+        }
+        h.input(Input::ShutdownRequested);
+        while let Some(&(request, _)) = h.pending().last() {
+            h.complete(request, PutOutcome::Created);
+        }
+        prop_assert!(h.shut_down);
+        prop_assert_eq!(h.durable_end(), h.m.next_commit_seq());
+    }
+}
