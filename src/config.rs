@@ -124,17 +124,19 @@ impl Config {
             return Err(ConfigErrors(errors));
         }
         let warnings = self.warnings();
-        Ok(ValidConfig {
-            config: self,
-            warnings,
-        })
+        Ok(ValidConfig { config: self, warnings })
     }
 
     fn violations(&self) -> impl Iterator<Item = ConfigError> + '_ {
         let retries_enabled = self.max_retry_attempts > 0;
         [
             check("batch_timeout", ms(self.batch_timeout), !self.batch_timeout.is_zero(), "must be > 0"),
-            check("batch_size_threshold", self.batch_size_threshold, self.batch_size_threshold > 0, "must be > 0 bytes"),
+            check(
+                "batch_size_threshold",
+                self.batch_size_threshold,
+                self.batch_size_threshold > 0,
+                "must be > 0 bytes",
+            ),
             check(
                 "max_in_flight_requests",
                 self.max_in_flight_requests,
@@ -190,17 +192,8 @@ fn ms(d: Duration) -> String {
     format!("{}ms", d.as_secs_f64() * 1000.0)
 }
 
-fn check(
-    field: &'static str,
-    value: impl ToString,
-    ok: bool,
-    allowed: impl Into<String>,
-) -> Option<ConfigError> {
-    (!ok).then(|| ConfigError {
-        field,
-        value: value.to_string(),
-        allowed: allowed.into(),
-    })
+fn check(field: &'static str, value: impl ToString, ok: bool, allowed: impl Into<String>) -> Option<ConfigError> {
+    (!ok).then(|| ConfigError { field, value: value.to_string(), allowed: allowed.into() })
 }
 
 #[cfg(test)]
@@ -209,14 +202,8 @@ mod tests {
 
     fn rejects(config: Config, field: &str) -> ConfigError {
         let errors = config.validate().expect_err("must be rejected");
-        let error = errors
-            .for_field(field)
-            .cloned()
-            .unwrap_or_else(|| panic!("no error for {field}: {errors}"));
-        assert!(
-            error.to_string().contains(field),
-            "error names the field: {error}"
-        );
+        let error = errors.for_field(field).cloned().unwrap_or_else(|| panic!("no error for {field}: {errors}"));
+        assert!(error.to_string().contains(field), "error names the field: {error}");
         error
     }
 
@@ -236,110 +223,56 @@ mod tests {
 
     #[test]
     fn batch_size_threshold_must_be_positive() {
-        let e = rejects(
-            Config {
-                batch_size_threshold: 0,
-                ..Config::default()
-            },
-            "batch_size_threshold",
-        );
+        let e = rejects(Config { batch_size_threshold: 0, ..Config::default() }, "batch_size_threshold");
         assert_eq!(e.value, "0");
     }
 
     #[test]
     fn max_in_flight_must_be_positive() {
-        rejects(
-            Config {
-                max_in_flight_requests: 0,
-                ..Config::default()
-            },
-            "max_in_flight_requests",
-        );
+        rejects(Config { max_in_flight_requests: 0, ..Config::default() }, "max_in_flight_requests");
     }
 
     #[test]
     fn max_in_flight_is_at_most_1000() {
         let e = rejects(
-            Config {
-                max_in_flight_requests: 1001,
-                target_pool_size: 2002,
-                ..Config::default()
-            },
+            Config { max_in_flight_requests: 1001, target_pool_size: 2002, ..Config::default() },
             "max_in_flight_requests",
         );
         assert!(e.allowed.contains("1..=1000"), "{e}");
-        let ok = Config {
-            max_in_flight_requests: 1000,
-            target_pool_size: 2000,
-            ..Config::default()
-        };
+        let ok = Config { max_in_flight_requests: 1000, target_pool_size: 2000, ..Config::default() };
         assert!(ok.validate().is_ok());
     }
 
     #[test]
     fn pool_must_hold_every_request() {
-        let e = rejects(
-            Config {
-                target_pool_size: 49,
-                ..Config::default()
-            },
-            "target_pool_size",
-        );
+        let e = rejects(Config { target_pool_size: 49, ..Config::default() }, "target_pool_size");
         assert!(e.allowed.contains("50"), "{e}");
     }
 
     #[test]
     fn batch_timeout_must_be_positive() {
-        rejects(
-            Config {
-                batch_timeout: Duration::ZERO,
-                ..Config::default()
-            },
-            "batch_timeout",
-        );
+        rejects(Config { batch_timeout: Duration::ZERO, ..Config::default() }, "batch_timeout");
     }
 
     #[test]
     fn zero_retries_are_allowed_and_need_no_delay() {
-        let c = Config {
-            max_retry_attempts: 0,
-            retry_base_delay: Duration::ZERO,
-            ..Config::default()
-        };
+        let c = Config { max_retry_attempts: 0, retry_base_delay: Duration::ZERO, ..Config::default() };
         assert!(c.validate().is_ok());
     }
 
     #[test]
     fn retry_delay_must_be_positive_when_retrying() {
-        rejects(
-            Config {
-                retry_base_delay: Duration::ZERO,
-                ..Config::default()
-            },
-            "retry_base_delay",
-        );
+        rejects(Config { retry_base_delay: Duration::ZERO, ..Config::default() }, "retry_base_delay");
     }
 
     #[test]
     fn retry_cap_must_not_undercut_the_base() {
-        rejects(
-            Config {
-                retry_max_delay: Duration::from_millis(50),
-                ..Config::default()
-            },
-            "retry_max_delay",
-        );
+        rejects(Config { retry_max_delay: Duration::from_millis(50), ..Config::default() }, "retry_max_delay");
     }
 
     #[test]
     fn byte_budget_must_hold_a_batch() {
-        rejects(
-            Config {
-                byte_budget: 1000,
-                ..Config::default()
-            },
-            "byte_budget",
-        );
+        rejects(Config { byte_budget: 1000, ..Config::default() }, "byte_budget");
     }
 
     #[test]
@@ -356,12 +289,7 @@ mod tests {
 
     #[test]
     fn oversized_pool_is_a_warning_not_an_error() {
-        let valid = Config {
-            target_pool_size: 101,
-            ..Config::default()
-        }
-        .validate()
-        .expect("allowed");
+        let valid = Config { target_pool_size: 101, ..Config::default() }.validate().expect("allowed");
         assert_eq!(valid.warnings().len(), 1);
         assert_eq!(valid.warnings()[0].field, "target_pool_size");
     }

@@ -12,7 +12,9 @@
 //!     32     8  batch number (u64::MAX - position)
 //!     40     8  first commit sequence number (a fence: the next one)
 //!     48     4  commit count (a fence: 0)
-//!     52     …  commits, each a u32 length and that many bytes
+//!     52     8  base epoch generation (a fence; a batch: 0)
+//!     60     8  base epoch nonce (a fence; a batch: 0)
+//!     68     …  commits, each a u32 length and that many bytes
 //!    end-4   4  CRC32C of every byte before it
 //! ```
 //!
@@ -26,7 +28,7 @@ use crate::types::{BatchNumber, CommitSeq, Epoch, LeaderId, Position};
 const MAGIC: &[u8; 4] = b"S3WL";
 const VERSION: u8 = 1;
 /// Bytes before the first commit.
-pub const HEADER_LEN: usize = 52;
+pub const HEADER_LEN: usize = 68;
 /// Bytes after the last commit (the checksum).
 pub const TRAILER_LEN: usize = 4;
 /// Bytes each commit adds besides its payload (its length).
@@ -82,6 +84,10 @@ pub struct Header {
     pub first_seq: CommitSeq,
     /// How many commits it holds.
     pub count: u32,
+    /// For a fence: the greatest epoch in the valid log below its writer's
+    /// generation (with `first_seq`, the log's state where that writer began).
+    /// For a batch: the default.
+    pub base_epoch: Epoch,
 }
 
 /// A decoded object. Its commits share the object's buffer.
@@ -98,10 +104,7 @@ pub struct Object {
 impl Object {
     /// The tag a writer puts in this object's metadata.
     pub fn tag(&self) -> ObjectTag {
-        ObjectTag {
-            header: self.header,
-            crc: self.crc,
-        }
+        ObjectTag { header: self.header, crc: self.crc }
     }
 }
 
@@ -164,10 +167,7 @@ impl BatchBuilder {
         self.buf.reserve(COMMIT_OVERHEAD + commit.len());
         self.buf.put_u32_le(len);
         self.buf.extend_from_slice(commit);
-        self.count = self
-            .count
-            .checked_add(1)
-            .expect("fewer than 2^32 commits per batch");
+        self.count = self.count.checked_add(1).expect("fewer than 2^32 commits per batch");
     }
 
     /// How many commits it holds.
@@ -184,10 +184,7 @@ impl BatchBuilder {
     /// `header.count` is taken from the commits pushed.
     pub fn seal(mut self, header: Header) -> (Bytes, ObjectTag) {
         debug_assert_eq!(header.kind, ObjectKind::Batch);
-        let header = Header {
-            count: self.count,
-            ..header
-        };
+        let header = Header { count: self.count, ..header };
         write_header(&mut self.buf[..HEADER_LEN], &header);
         let crc = crc32c::crc32c(&self.buf);
         self.buf.put_u32_le(crc);
@@ -195,21 +192,17 @@ impl BatchBuilder {
     }
 }
 
-/// Encodes a fence: no commits, `first_seq` carries the next sequence number.
+/// Encodes a fence: no commits; it carries the valid log's state at its
+/// writer's generation (`base_seq`, `base_epoch`).
 pub fn encode_fence(
     leader: LeaderId,
     epoch: Epoch,
     position: Position,
-    next_seq: CommitSeq,
+    base_seq: CommitSeq,
+    base_epoch: Epoch,
 ) -> (Bytes, ObjectTag) {
-    let header = Header {
-        kind: ObjectKind::Fence,
-        leader,
-        epoch,
-        position,
-        first_seq: next_seq,
-        count: 0,
-    };
+    let kind = ObjectKind::Fence;
+    let header = Header { kind, leader, epoch, position, first_seq: base_seq, count: 0, base_epoch };
     let mut buf = BytesMut::with_capacity(HEADER_LEN + TRAILER_LEN);
     buf.put_bytes(0, HEADER_LEN);
     write_header(&mut buf[..], &header);
@@ -240,16 +233,15 @@ fn write_header(out: &mut [u8], h: &Header) {
     w.put_u64_le(h.position.batch_number().0);
     w.put_u64_le(h.first_seq.0);
     w.put_u32_le(h.count);
+    w.put_u64_le(h.base_epoch.generation);
+    w.put_u64_le(h.base_epoch.nonce);
 }
 
 /// Decodes and verifies one object. The commits share `bytes`' buffer.
 pub fn decode(bytes: &Bytes) -> Result<Object, DecodeError> {
     let min = HEADER_LEN + TRAILER_LEN;
     if bytes.len() < min {
-        return Err(DecodeError::TooShort {
-            len: bytes.len(),
-            min,
-        });
+        return Err(DecodeError::TooShort { len: bytes.len(), min });
     }
     let body_end = bytes.len() - TRAILER_LEN;
     let stored = read_u32(&bytes[body_end..]);
@@ -259,11 +251,7 @@ pub fn decode(bytes: &Bytes) -> Result<Object, DecodeError> {
     }
     let header = read_header(&bytes[..HEADER_LEN])?;
     let commits = read_commits(bytes, header.count, body_end)?;
-    Ok(Object {
-        header,
-        commits,
-        crc: stored,
-    })
+    Ok(Object { header, commits, crc: stored })
 }
 
 fn read_header(h: &[u8]) -> Result<Header, DecodeError> {
@@ -282,13 +270,11 @@ fn read_header(h: &[u8]) -> Result<Header, DecodeError> {
     Ok(Header {
         kind,
         leader: LeaderId(read_u64(&h[8..])),
-        epoch: Epoch {
-            generation: read_u64(&h[16..]),
-            nonce: read_u64(&h[24..]),
-        },
+        epoch: Epoch { generation: read_u64(&h[16..]), nonce: read_u64(&h[24..]) },
         position: BatchNumber(read_u64(&h[32..])).position(),
         first_seq: CommitSeq(read_u64(&h[40..])),
         count,
+        base_epoch: Epoch { generation: read_u64(&h[52..]), nonce: read_u64(&h[60..]) },
     })
 }
 
@@ -311,10 +297,7 @@ fn read_commits(bytes: &Bytes, count: u32, body_end: usize) -> Result<Vec<Bytes>
         at += len;
     }
     if at != body_end {
-        return Err(DecodeError::TrailingBytes {
-            count,
-            extra: body_end - at,
-        });
+        return Err(DecodeError::TrailingBytes { count, extra: body_end - at });
     }
     Ok(commits)
 }
@@ -345,11 +328,12 @@ pub struct ObjectTag {
 pub struct TagError(pub String);
 
 impl ObjectTag {
-    /// The metadata value: `v1 <kind> <leader> <gen> <nonce> <position> <first_seq> <count> <crc>`.
+    /// The metadata value:
+    /// `v1 <kind> <leader> <gen> <nonce> <position> <first_seq> <count> <base gen> <base nonce> <crc>`.
     pub fn to_metadata_value(&self) -> String {
         let h = &self.header;
         format!(
-            "v1 {} {:x} {} {:x} {} {} {} {:08x}",
+            "v1 {} {:x} {} {:x} {} {} {} {} {:x} {:08x}",
             h.kind.name(),
             h.leader.0,
             h.epoch.generation,
@@ -357,6 +341,8 @@ impl ObjectTag {
             h.position.0,
             h.first_seq.0,
             h.count,
+            h.base_epoch.generation,
+            h.base_epoch.nonce,
             self.crc
         )
     }
@@ -365,7 +351,7 @@ impl ObjectTag {
     pub fn parse(value: &str) -> Result<ObjectTag, TagError> {
         let bad = || TagError(value.chars().take(120).collect());
         let f: Vec<&str> = value.split(' ').collect();
-        if f.len() != 9 || f[0] != "v1" {
+        if f.len() != 11 || f[0] != "v1" {
             return Err(bad());
         }
         let kind = match f[1] {
@@ -378,15 +364,13 @@ impl ObjectTag {
         let header = Header {
             kind,
             leader: LeaderId(hex(f[2])?),
-            epoch: Epoch {
-                generation: dec(f[3])?,
-                nonce: hex(f[4])?,
-            },
+            epoch: Epoch { generation: dec(f[3])?, nonce: hex(f[4])? },
             position: Position(dec(f[5])?),
             first_seq: CommitSeq(dec(f[6])?),
             count: u32::try_from(dec(f[7])?).map_err(|_| bad())?,
+            base_epoch: Epoch { generation: dec(f[8])?, nonce: hex(f[9])? },
         };
-        let crc = u32::try_from(hex(f[8])?).map_err(|_| bad())?;
+        let crc = u32::try_from(hex(f[10])?).map_err(|_| bad())?;
         Ok(ObjectTag { header, crc })
     }
 }
@@ -400,42 +384,28 @@ mod tests {
         Header {
             kind: ObjectKind::Batch,
             leader: LeaderId(7),
-            epoch: Epoch {
-                generation: 3,
-                nonce: 0xabc,
-            },
+            epoch: Epoch { generation: 3, nonce: 0xabc },
             position: Position(41),
             first_seq: CommitSeq(1000),
             count,
+            base_epoch: Epoch::default(),
         }
     }
 
     fn arb_header() -> impl Strategy<Value = Header> {
-        (
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-        )
-            .prop_map(|(l, g, n, p, s)| Header {
-                kind: ObjectKind::Batch,
-                leader: LeaderId(l),
-                epoch: Epoch {
-                    generation: g,
-                    nonce: n,
-                },
-                position: Position(p),
-                first_seq: CommitSeq(s),
-                count: 0,
-            })
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(l, g, n, p, s)| Header {
+            kind: ObjectKind::Batch,
+            leader: LeaderId(l),
+            epoch: Epoch { generation: g, nonce: n },
+            position: Position(p),
+            first_seq: CommitSeq(s),
+            count: 0,
+            base_epoch: Epoch::default(),
+        })
     }
 
     fn arb_commits() -> impl Strategy<Value = Vec<Bytes>> {
-        prop::collection::vec(
-            prop::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from),
-            0..20,
-        )
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from), 0..20)
     }
 
     #[test]
@@ -449,21 +419,17 @@ mod tests {
     }
 
     #[test]
-    fn fence_round_trips_with_next_seq() {
-        let (bytes, tag) = encode_fence(
-            LeaderId(1),
-            Epoch {
-                generation: 9,
-                nonce: 2,
-            },
-            Position(9),
-            CommitSeq(77),
-        );
+    fn fence_round_trips_with_its_base() {
+        let base = Epoch { generation: 4, nonce: 0xf00 };
+        let (bytes, tag) =
+            encode_fence(LeaderId(1), Epoch { generation: 9, nonce: 2 }, Position(9), CommitSeq(77), base);
         let obj = decode(&bytes).expect("valid");
         assert_eq!(obj.header.kind, ObjectKind::Fence);
         assert_eq!(obj.header.first_seq, CommitSeq(77));
+        assert_eq!(obj.header.base_epoch, base);
         assert!(obj.commits.is_empty());
         assert_eq!(obj.tag(), tag);
+        assert_eq!(ObjectTag::parse(&tag.to_metadata_value()), Ok(tag));
     }
 
     #[test]
@@ -482,22 +448,14 @@ mod tests {
         let end = raw.len() - TRAILER_LEN;
         let crc = crc32c::crc32c(&raw[..end]);
         raw[end..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(
-            decode(&Bytes::from(raw)),
-            Err(DecodeError::CommitOverrun { index: 1 })
-        );
+        assert_eq!(decode(&Bytes::from(raw)), Err(DecodeError::CommitOverrun { index: 1 }));
     }
 
     #[test]
     fn tags_round_trip_and_reject_garbage() {
         let (_, tag) = encode_batch(header(0), &[Bytes::from_static(b"q")]);
         assert_eq!(ObjectTag::parse(&tag.to_metadata_value()), Ok(tag));
-        for bad in [
-            "",
-            "v2 batch 1 2 3 4 5 6 7",
-            "v1 blob 1 2 3 4 5 6 7",
-            "v1 batch zz 2 3 4 5 6 7",
-        ] {
+        for bad in ["", "v2 batch 1 2 3 4 5 6 7 8 9", "v1 blob 1 2 3 4 5 6 7 8 9", "v1 batch zz 2 3 4 5 6 7 8 9"] {
             assert!(ObjectTag::parse(bad).is_err(), "{bad}");
         }
     }

@@ -14,10 +14,9 @@ pub mod format;
 pub mod machine;
 pub mod protocol;
 pub mod types;
+pub mod valid_log;
 
 pub use config::{Config, ConfigError, ConfigErrors, ValidConfig};
 pub use machine::{Identity, Persister, StartPoint, Stats};
-pub use protocol::{
-    Action, Failure, Fault, HeadOutcome, Input, ListOutcome, PutOutcome, PutRequest, Refused,
-};
+pub use protocol::{Action, Failure, Fault, HeadOutcome, Input, ListOutcome, PutOutcome, PutRequest, Refused};
 pub use types::{BatchNumber, CommitRange, CommitSeq, Epoch, LeaderId, Position, RequestId, Time};

@@ -131,10 +131,7 @@ impl Fault {
     /// Whether a PUT that failed this way may nevertheless have written its
     /// object (so a later 412 may be our own write).
     pub fn may_have_applied(&self) -> bool {
-        matches!(
-            self,
-            Fault::ServerError { .. } | Fault::TimedOut | Fault::ConnectionFailed
-        )
+        matches!(self, Fault::ServerError { .. } | Fault::TimedOut | Fault::ConnectionFailed)
     }
 
     /// A short name for counters and logs.
@@ -280,6 +277,17 @@ pub enum Failure {
         leader: LeaderId,
         /// Its epoch.
         epoch: Epoch,
+    },
+    /// Recovery lost every position of a whole window to older writers: an
+    /// older instance is still writing fast. Stop it, or retry later.
+    #[error(
+        "takeover lost: older writers took all {positions} positions from {gap} on; an older instance is still writing"
+    )]
+    TakeoverLost {
+        /// The first gap recovery found.
+        gap: Position,
+        /// How many positions it tried.
+        positions: u64,
     },
     /// An object in the log is not something s3wal wrote, or contradicts the
     /// protocol. The machine stops rather than guess.

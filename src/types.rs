@@ -237,36 +237,19 @@ mod tests {
     #[test]
     fn keys_round_trip_and_reject_strangers() {
         let p = Position(12345);
-        assert_eq!(
-            BatchNumber::from_key(&p.key()).map(BatchNumber::position),
-            Some(p)
-        );
-        for bad in [
-            "batches/1",
-            "batches/abcdefghijklmnopqrst",
-            "other/18446744073709551614",
-            "batches/99999999999999999999",
-        ] {
+        assert_eq!(BatchNumber::from_key(&p.key()).map(BatchNumber::position), Some(p));
+        for bad in
+            ["batches/1", "batches/abcdefghijklmnopqrst", "other/18446744073709551614", "batches/99999999999999999999"]
+        {
             assert_eq!(BatchNumber::from_key(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn epochs_order_by_generation_then_nonce() {
-        let a = Epoch {
-            generation: 5,
-            nonce: 9,
-        };
-        let b = Epoch {
-            generation: 6,
-            nonce: 0,
-        };
+        let a = Epoch { generation: 5, nonce: 9 };
+        let b = Epoch { generation: 6, nonce: 0 };
         assert!(a < b);
-        assert!(
-            Epoch {
-                generation: 6,
-                nonce: 1
-            } > b
-        );
+        assert!(Epoch { generation: 6, nonce: 1 } > b);
     }
 }

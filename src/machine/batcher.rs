@@ -30,13 +30,8 @@ struct OpenBatch {
 
 impl OpenBatch {
     fn seal(self) -> SealedBatch {
-        let commits =
-            CommitRange::new(self.first, self.first.plus(u64::from(self.builder.count())));
-        SealedBatch {
-            builder: self.builder,
-            commits,
-            payload_bytes: self.payload_bytes,
-        }
+        let commits = CommitRange::new(self.first, self.first.plus(u64::from(self.builder.count())));
+        SealedBatch { builder: self.builder, commits, payload_bytes: self.payload_bytes }
     }
 }
 
@@ -65,13 +60,7 @@ pub(crate) struct Batcher {
 
 impl Batcher {
     pub fn new(threshold: u64, timeout: Duration) -> Batcher {
-        Batcher {
-            threshold,
-            timeout,
-            open: None,
-            sealed: VecDeque::new(),
-            last_encoded: MIN_CAPACITY,
-        }
+        Batcher { threshold, timeout, open: None, sealed: VecDeque::new(), last_encoded: MIN_CAPACITY }
     }
 
     /// Adds one commit; seals the open batch when it reaches the threshold.
@@ -86,11 +75,7 @@ impl Batcher {
             payload_bytes: 0,
             encoded_bytes: 0,
         });
-        debug_assert_eq!(
-            open.first.plus(u64::from(open.builder.count())),
-            seq,
-            "commits arrive in order"
-        );
+        debug_assert_eq!(open.first.plus(u64::from(open.builder.count())), seq, "commits arrive in order");
         open.builder.push(payload);
         open.payload_bytes += payload.len() as u64;
         open.encoded_bytes += (payload.len() + COMMIT_OVERHEAD) as u64;
@@ -101,12 +86,8 @@ impl Batcher {
     }
 
     fn next_capacity(&self) -> usize {
-        let most = usize::try_from(self.threshold)
-            .unwrap_or(usize::MAX)
-            .saturating_add(MIN_CAPACITY);
-        self.last_encoded
-            .saturating_mul(2)
-            .clamp(MIN_CAPACITY, most.max(MIN_CAPACITY))
+        let most = usize::try_from(self.threshold).unwrap_or(usize::MAX).saturating_add(MIN_CAPACITY);
+        self.last_encoded.saturating_mul(2).clamp(MIN_CAPACITY, most.max(MIN_CAPACITY))
     }
 
     fn seal_open(&mut self) {
@@ -163,9 +144,7 @@ mod tests {
         b.push(ms(0), CommitSeq(0), &[0; 6]);
         assert!(b.take_ready(ms(0), SendNow::IfTriggered).is_none());
         b.push(ms(0), CommitSeq(1), &[0; 6]);
-        let batch = b
-            .take_ready(ms(0), SendNow::IfTriggered)
-            .expect("sealed by size");
+        let batch = b.take_ready(ms(0), SendNow::IfTriggered).expect("sealed by size");
         assert_eq!(batch.commits, CommitRange::new(CommitSeq(0), CommitSeq(2)));
         assert_eq!(batch.payload_bytes, 12);
         assert!(b.is_empty());
@@ -178,9 +157,7 @@ mod tests {
         assert!(!b.push(ms(14), CommitSeq(1), b"b"));
         assert_eq!(b.deadline(), Some(ms(15)));
         assert!(b.take_ready(ms(14), SendNow::IfTriggered).is_none());
-        let batch = b
-            .take_ready(ms(15), SendNow::IfTriggered)
-            .expect("timed out");
+        let batch = b.take_ready(ms(15), SendNow::IfTriggered).expect("timed out");
         assert_eq!(batch.commits.len(), 2);
     }
 
@@ -190,16 +167,9 @@ mod tests {
         assert!(b.take_ready(ms(0), SendNow::Idle).is_none());
         assert!(b.take_ready(ms(0), SendNow::Draining).is_none());
         b.push(ms(0), CommitSeq(7), b"x");
-        assert_eq!(
-            b.take_ready(ms(0), SendNow::Idle).map(|s| s.commits.len()),
-            Some(1)
-        );
+        assert_eq!(b.take_ready(ms(0), SendNow::Idle).map(|s| s.commits.len()), Some(1));
         b.push(ms(0), CommitSeq(8), b"y");
-        assert_eq!(
-            b.take_ready(ms(0), SendNow::Draining)
-                .map(|s| s.commits.start),
-            Some(CommitSeq(8))
-        );
+        assert_eq!(b.take_ready(ms(0), SendNow::Draining).map(|s| s.commits.start), Some(CommitSeq(8)));
     }
 
     #[test]
@@ -208,9 +178,8 @@ mod tests {
         for i in 0..3 {
             b.push(ms(0), CommitSeq(i), b"zz");
         }
-        let starts: Vec<u64> = std::iter::from_fn(|| b.take_ready(ms(0), SendNow::IfTriggered))
-            .map(|s| s.commits.start.0)
-            .collect();
+        let starts: Vec<u64> =
+            std::iter::from_fn(|| b.take_ready(ms(0), SendNow::IfTriggered)).map(|s| s.commits.start.0).collect();
         assert_eq!(starts, vec![0, 1, 2]);
     }
 }

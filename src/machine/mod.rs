@@ -1,28 +1,35 @@
-//! The sans-IO persister: turns commits into batch objects, pipelines their
-//! PUTs, and acknowledges commits strictly in order.
+//! The sans-IO persister: recovers the log, fences off older writers, turns
+//! commits into batch objects, pipelines their PUTs, and acknowledges
+//! commits strictly in order.
 //!
-//! Its contract with a driver is in [`crate::protocol`]. Inside, three parts
-//! with one job each: the [`batcher`] decides when a batch is complete, the
-//! [`window`] tracks claimed positions until they join the durable prefix,
-//! and [`retry`] spaces out attempts.
+//! Its contract with a driver is in [`crate::protocol`]. Inside, parts with
+//! one job each: [`recovery`] finds where the log ends and in what state,
+//! [`read_back`] fetches the tags recovery needs, the [`batcher`] decides
+//! when a batch is complete, the [`window`] tracks claimed positions until
+//! they join the durable prefix, and [`retry`] spaces out attempts.
+//!
+//! Phases: `Listing → ReadingBack → Fencing → Writing → (Draining → Done)`,
+//! or `Failed` from anywhere. The safety argument is in `docs/protocol.md`.
 
 mod batcher;
+mod read_back;
+mod recovery;
 mod retry;
 mod window;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use crate::config::ValidConfig;
+use crate::config::{ValidConfig, MAX_WINDOW};
 use crate::format::{self, BatchBuilder, Header, ObjectKind, ObjectTag, TAG_METADATA_KEY};
-use crate::protocol::{
-    Action, Failure, Fault, HeadOutcome, Input, PutOutcome, PutRequest, Refused,
-};
-use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Position, RequestId, Time};
+use crate::protocol::{Action, Failure, Fault, HeadOutcome, Input, ListOutcome, PutOutcome, PutRequest, Refused};
+use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Position, RequestId, Time, BATCH_PREFIX};
+use crate::valid_log::LogState;
 
 use batcher::{Batcher, SealedBatch, SendNow};
+use read_back::ReadBack;
 use window::{Retry, Slot, SlotState, Window};
 
 /// Who this instance is. Everything random the machine needs comes from here.
@@ -36,7 +43,7 @@ pub struct Identity {
     pub jitter_seed: u64,
 }
 
-/// Where a writer starts: the result of recovery.
+/// Where a writer starts when recovery is skipped ([`Persister::resume`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct StartPoint {
     /// The first position the writer claims; every earlier one is written.
@@ -58,18 +65,26 @@ pub struct Stats {
     pub lists: u64,
     /// Batches sent (first attempts).
     pub batches: u64,
-    /// Retries, by cause: 409, 503, 5xx, timeout, connection, 412-then-missing.
+    /// Retries, by cause.
     pub retries: RetryCounts,
+    /// The requests recovery and fencing made, before the first commit.
+    pub recovery: RecoveryCost,
 }
 
 /// Retries by what caused them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RetryCounts {
+    /// 409 ConditionalRequestConflict.
     pub conflict: u64,
+    /// 503 SlowDown.
     pub throttled: u64,
+    /// Other 5xx.
     pub server_error: u64,
+    /// No answer in time.
     pub timed_out: u64,
+    /// Connection failed or reset.
     pub connection_failed: u64,
+    /// A 412 whose object a HEAD then did not find.
     pub missing_after_412: u64,
 }
 
@@ -86,12 +101,61 @@ impl RetryCounts {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The requests recovery made. Bounded, whatever the log's length.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryCost {
+    /// LISTs (one, plus retries of a failed one).
+    pub lists: u64,
+    /// HEADs: tags below the gap, and owners of positions lost while fencing.
+    pub heads: u64,
+    /// Fence PUTs.
+    pub puts: u64,
+}
+
+impl RecoveryCost {
+    /// All requests.
+    pub fn total(&self) -> u64 {
+        self.lists + self.heads + self.puts
+    }
+}
+
+/// Fencing: claiming every free position an older writer could still reach.
+#[derive(Debug)]
+struct Fencing {
+    /// The first gap: fencing starts here.
+    gap: Position,
+    /// The log's state at the gap; every fence carries it.
+    base: LogState,
+    /// The first position we won. Older writers can never get past it.
+    first_win: Option<Position>,
+    /// Whose object each resolved position in the fence range holds.
+    owners: BTreeMap<Position, ObjectTag>,
+}
+
+impl Fencing {
+    /// Positions up to here get a fence: an older writer's reach ends one
+    /// window past the first position we won (or, until then, the gap).
+    fn end(&self) -> Position {
+        self.first_win.unwrap_or(self.gap).plus(u64::from(MAX_WINDOW))
+    }
+}
+
+#[derive(Debug)]
 enum Phase {
+    Listing { request: Option<RequestId>, failures: u32, retry_at: Option<Time> },
+    ReadingBack { gap: Position, reads: ReadBack },
+    Fencing(Fencing),
     Writing,
     Draining,
     Done,
     Failed(Failure),
+}
+
+/// How a position that answered 412 relates to us.
+enum Owner {
+    Ours,
+    Older(ObjectTag),
+    Newer(ObjectTag),
 }
 
 /// Accepted-but-not-durable bytes against the budget.
@@ -124,37 +188,50 @@ pub struct Persister {
 }
 
 impl Persister {
-    /// A writer that starts at `start`, as if recovery had just finished.
-    /// Emits [`Action::Ready`].
+    /// A writer that opens the log: one LIST, a bounded number of HEADs and
+    /// fence PUTs, then [`Action::Ready`]. Commits are refused until then.
+    pub fn recover(config: ValidConfig, identity: Identity) -> Persister {
+        let mut p = Persister::new(config, identity, Phase::Listing { request: None, failures: 0, retry_at: None });
+        p.issue_list();
+        p
+    }
+
+    /// A writer that starts at `start` without recovering or fencing.
+    ///
+    /// Only for benchmarks and tests of the write path on a log no other
+    /// instance touches: it skips everything that makes takeover safe.
     pub fn resume(config: ValidConfig, identity: Identity, start: StartPoint) -> Persister {
-        let window = Window::new(start.position, config.max_in_flight_requests as usize);
+        let mut p = Persister::new(config, identity, Phase::Writing);
+        p.epoch = start.epoch;
+        p.window = Window::new(start.position, p.window_limit());
+        p.start_writing(start.next_commit);
+        p
+    }
+
+    fn new(config: ValidConfig, identity: Identity, phase: Phase) -> Persister {
+        let window = Window::new(Position(0), config.max_in_flight_requests as usize);
         let batcher = Batcher::new(config.batch_size_threshold, config.batch_timeout);
-        let budget = Budget {
-            limit: config.byte_budget,
-            used: 0,
-            producers_waiting: false,
-        };
-        let mut p = Persister {
+        let budget = Budget { limit: config.byte_budget, used: 0, producers_waiting: false };
+        Persister {
             config,
             identity,
-            epoch: start.epoch,
-            phase: Phase::Writing,
+            epoch: Epoch::default(),
+            phase,
             batcher,
             window,
-            next_seq: start.next_commit,
-            durable_seq: start.next_commit,
+            next_seq: CommitSeq(0),
+            durable_seq: CommitSeq(0),
             budget,
             actions: VecDeque::new(),
             next_request: 0,
             timer: None,
             retry_deadline: None,
             stats: Stats::default(),
-        };
-        p.actions.push_back(Action::Ready {
-            next_commit: start.next_commit,
-            epoch: start.epoch,
-        });
-        p
+        }
+    }
+
+    fn window_limit(&self) -> usize {
+        self.config.max_in_flight_requests as usize
     }
 
     /// The sequence number the next [`Input::CommitArrived`] gets.
@@ -179,12 +256,22 @@ impl Persister {
 
     /// Requests outstanding.
     pub fn outstanding_requests(&self) -> usize {
-        self.window.outstanding()
+        let reads = match &self.phase {
+            Phase::Listing { request: Some(_), .. } => 1,
+            Phase::ReadingBack { reads, .. } => reads.outstanding(),
+            _ => 0,
+        };
+        reads + self.window.outstanding()
     }
 
-    /// This instance's epoch.
+    /// This instance's epoch (known once the LIST is back).
     pub fn epoch(&self) -> Epoch {
         self.epoch
+    }
+
+    /// This instance's leader id.
+    pub fn leader(&self) -> LeaderId {
+        self.identity.leader
     }
 
     /// Counters since construction.
@@ -200,9 +287,15 @@ impl Persister {
         }
     }
 
+    /// Whether recovery is over and commits are accepted (or were, before a
+    /// shutdown or failure).
+    pub fn is_recovered(&self) -> bool {
+        !matches!(self.phase, Phase::Listing { .. } | Phase::ReadingBack { .. } | Phase::Fencing(_))
+    }
+
     /// Whether a requested shutdown has finished.
     pub fn is_shut_down(&self) -> bool {
-        self.phase == Phase::Done
+        matches!(self.phase, Phase::Done)
     }
 
     /// The next thing to do, if any. Drain after every [`Persister::handle`].
@@ -212,34 +305,36 @@ impl Persister {
 
     /// Feeds one input. Only [`Input::CommitArrived`] can be refused.
     pub fn handle(&mut self, now: Time, input: Input) -> Result<(), Refused> {
+        // A commit changes no retry deadline: skip rescanning them on the hot path.
+        let retries_changed = !matches!(input, Input::CommitArrived(_));
         match input {
             Input::CommitArrived(payload) => self.on_commit(now, payload)?,
             Input::PutFinished { request, outcome } => self.on_put_finished(now, request, outcome),
-            Input::HeadFinished { request, outcome } => {
-                self.on_head_finished(now, request, outcome)
-            }
-            Input::ListFinished { .. } => {}
+            Input::HeadFinished { request, outcome } => self.on_head_finished(now, request, outcome),
+            Input::ListFinished { request, outcome } => self.on_list_finished(now, request, outcome),
             Input::TimerFired => self.on_timer(now),
             Input::ShutdownRequested => self.on_shutdown(),
         }
-        self.send_ready_batches(now);
-        self.finish_shutdown_if_drained();
+        self.make_progress(now);
+        if retries_changed {
+            self.retry_deadline = self.next_retry();
+        }
         self.refresh_timer(now);
         Ok(())
     }
 
+    // ---- commits -------------------------------------------------------
+
     fn on_commit(&mut self, now: Time, payload: Bytes) -> Result<(), Refused> {
         match &self.phase {
             Phase::Writing => {}
+            Phase::Listing { .. } | Phase::ReadingBack { .. } | Phase::Fencing(_) => return Err(Refused::Recovering),
             Phase::Draining | Phase::Done => return Err(Refused::ShuttingDown),
             Phase::Failed(f) => return Err(Refused::Failed(f.clone())),
         }
         let max = self.max_commit_len();
         if payload.len() > max {
-            return Err(Refused::TooLarge {
-                len: payload.len(),
-                max,
-            });
+            return Err(Refused::TooLarge { len: payload.len(), max });
         }
         self.batcher.push(now, self.next_seq, &payload);
         self.next_seq = self.next_seq.next();
@@ -258,78 +353,268 @@ impl Persister {
         budget.min(u32::MAX as usize)
     }
 
-    fn on_put_finished(&mut self, now: Time, request: RequestId, outcome: PutOutcome) {
-        if !self.is_running() {
+    // ---- recovery ------------------------------------------------------
+
+    fn issue_list(&mut self) {
+        let request = self.new_request();
+        if let Phase::Listing { request: slot, retry_at, .. } = &mut self.phase {
+            *slot = Some(request);
+            *retry_at = None;
+        }
+        self.stats.lists += 1;
+        self.stats.recovery.lists += 1;
+        let prefix = BATCH_PREFIX.to_string();
+        self.actions.push_back(Action::List { request, prefix, max_keys: MAX_WINDOW });
+    }
+
+    fn on_list_finished(&mut self, now: Time, request: RequestId, outcome: ListOutcome) {
+        let Phase::Listing { request: Some(expected), failures, .. } = &mut self.phase else { return };
+        if *expected != request {
             return;
         }
-        let Some(slot) = self.window.by_request(request) else {
-            return;
+        let failures_so_far = *failures;
+        match outcome {
+            ListOutcome::Listed { keys, truncated } => match recovery::first_gap(&keys, truncated) {
+                Ok(listing) => self.start_reading_back(listing),
+                Err(failure) => self.fail(failure),
+            },
+            ListOutcome::Failed(fault) => {
+                if !fault.is_retryable() {
+                    return self.fail(Failure::Rejected { position: Position(0), reason: fault.to_string() });
+                }
+                if failures_so_far >= self.config.max_retry_attempts {
+                    return self.fail(Failure::RetriesExhausted {
+                        position: Position(0),
+                        attempts: failures_so_far + 1,
+                        last: fault,
+                    });
+                }
+                self.stats.retries.count(&fault);
+                let delay = self.backoff(failures_so_far + 1, Position(0));
+                self.phase =
+                    Phase::Listing { request: None, failures: failures_so_far + 1, retry_at: Some(now + delay) };
+            }
+        }
+    }
+
+    fn start_reading_back(&mut self, listing: recovery::Listing) {
+        self.epoch = Epoch { generation: listing.gap.0, nonce: self.identity.nonce };
+        info!(gap = %listing.gap, epoch = %self.epoch, "recovering: listed the log");
+        self.phase = Phase::ReadingBack { gap: listing.gap, reads: ReadBack::new(listing.read_back()) };
+    }
+
+    fn issue_reads(&mut self, now: Time) {
+        let limit = self.window_limit();
+        loop {
+            let Phase::ReadingBack { reads, .. } = &mut self.phase else { return };
+            if reads.outstanding() >= limit {
+                return;
+            }
+            let Some(position) = reads.next_due(now) else { return };
+            let request = RequestId(self.next_request + 1);
+            self.next_request += 1;
+            reads.sent(request, position);
+            self.stats.heads += 1;
+            self.stats.recovery.heads += 1;
+            self.actions.push_back(Action::Head { request, position, key: position.key() });
+        }
+    }
+
+    fn on_read_back(&mut self, now: Time, request: RequestId, outcome: HeadOutcome) {
+        let delay_base = (self.config.retry_base_delay, self.config.retry_max_delay, self.identity.jitter_seed);
+        let max_retries = self.config.max_retry_attempts;
+        let Phase::ReadingBack { reads, .. } = &mut self.phase else { return };
+        let Some(position) = reads.finished(request) else { return };
+        let failure = match outcome {
+            HeadOutcome::Found { tag } => match parse_tag(position, tag.as_deref()) {
+                Ok(tag) if tag.header.position == position => {
+                    reads.record(position, tag);
+                    None
+                }
+                Ok(tag) => Some(Failure::ProtocolViolation {
+                    position,
+                    detail: format!("object claims to be at {}", tag.header.position),
+                }),
+                Err(f) => Some(f),
+            },
+            HeadOutcome::NotFound => Some(Failure::ProtocolViolation {
+                position,
+                detail: "missing below the first gap: objects were deleted".into(),
+            }),
+            HeadOutcome::Failed(fault) if fault.is_retryable() && reads.failures(position) < max_retries => {
+                self.stats.retries.count(&fault);
+                let attempt = reads.failures(position) + 1;
+                let delay = retry::backoff(delay_base.0, delay_base.1, attempt, delay_base.2, position);
+                reads.retry_at(position, now + delay);
+                None
+            }
+            HeadOutcome::Failed(fault) if fault.is_retryable() => {
+                Some(Failure::RetriesExhausted { position, attempts: reads.failures(position) + 1, last: fault })
+            }
+            HeadOutcome::Failed(fault) => Some(Failure::Rejected { position, reason: fault.to_string() }),
         };
+        if let Some(failure) = failure {
+            self.fail(failure);
+        }
+    }
+
+    fn finish_reading_back_if_done(&mut self) {
+        let Phase::ReadingBack { gap, reads } = &self.phase else { return };
+        if !reads.is_complete() {
+            return;
+        }
+        let gap = *gap;
+        match recovery::state_at_gap(gap, reads.tags()) {
+            Ok(base) => {
+                info!(%gap, next_seq = %base.next_seq, "recovering: read the log's end; fencing");
+                self.window = Window::new(gap, self.window_limit());
+                self.next_seq = base.next_seq;
+                self.durable_seq = base.next_seq;
+                self.phase = Phase::Fencing(Fencing { gap, base, first_win: None, owners: BTreeMap::new() });
+            }
+            Err(failure) => self.fail(failure),
+        }
+    }
+
+    fn claim_fences(&mut self) {
+        loop {
+            let Phase::Fencing(fencing) = &self.phase else { return };
+            let position = self.window.next_position();
+            if !self.window.has_room() || position >= fencing.end() {
+                return;
+            }
+            let base = fencing.base;
+            let (body, tag) =
+                format::encode_fence(self.identity.leader, self.epoch, position, base.next_seq, base.max_epoch);
+            let empty = CommitRange::new(self.durable_seq, self.durable_seq);
+            self.claim(position, empty, 0, body, tag);
+        }
+    }
+
+    /// Records who owns a resolved position of the fence range.
+    fn fenced(&mut self, position: Position, owner: ObjectTag, won: bool) {
+        if let Phase::Fencing(fencing) = &mut self.phase {
+            fencing.owners.insert(position, owner);
+            if won && fencing.first_win.is_none_or(|f| position < f) {
+                fencing.first_win = Some(position);
+            }
+        }
+    }
+
+    fn finish_fencing_if_done(&mut self) {
+        let Phase::Fencing(fencing) = &self.phase else { return };
+        if !self.window.is_empty() || self.window.durable() < fencing.end() {
+            return;
+        }
+        let Some(first_win) = fencing.first_win else {
+            let gap = fencing.gap;
+            return self.fail(Failure::TakeoverLost { gap, positions: u64::from(MAX_WINDOW) });
+        };
+        match recovery::replay(fencing.base, fencing.owners.values()) {
+            Ok(state) => {
+                info!(%first_win, start = %self.window.durable(), next_seq = %state.next_seq, "fenced; writing");
+                self.phase = Phase::Writing;
+                self.start_writing(state.next_seq);
+            }
+            Err(failure) => self.fail(failure),
+        }
+    }
+
+    fn start_writing(&mut self, next_commit: CommitSeq) {
+        self.next_seq = next_commit;
+        self.durable_seq = next_commit;
+        self.actions.push_back(Action::Ready { next_commit, epoch: self.epoch });
+    }
+
+    // ---- completions ---------------------------------------------------
+
+    fn on_put_finished(&mut self, now: Time, request: RequestId, outcome: PutOutcome) {
+        if !self.is_claiming() {
+            return;
+        }
+        let Some(slot) = self.window.by_request(request) else { return };
         if !matches!(slot.state, SlotState::Putting(_)) {
             return;
         }
-        let position = slot.position;
+        let (position, tag) = (slot.position, slot.tag);
         match outcome {
-            PutOutcome::Created => self.confirm(position),
+            PutOutcome::Created => {
+                self.fenced(position, tag, true);
+                self.confirm(position);
+            }
             PutOutcome::AlreadyExists => self.check_owner(position),
             PutOutcome::Failed(fault) => self.retry_or_fail(now, position, Retry::Put, fault),
         }
-        self.retry_deadline = self.window.retry_deadline();
     }
 
     fn on_head_finished(&mut self, now: Time, request: RequestId, outcome: HeadOutcome) {
-        if !self.is_running() {
+        if let Phase::ReadingBack { .. } = self.phase {
+            return self.on_read_back(now, request, outcome);
+        }
+        if !self.is_claiming() {
             return;
         }
-        let Some(slot) = self.window.by_request(request) else {
-            return;
-        };
+        let Some(slot) = self.window.by_request(request) else { return };
         if !matches!(slot.state, SlotState::CheckingOwner(_)) {
             return;
         }
         let (position, ours) = (slot.position, slot.tag);
         match outcome {
-            HeadOutcome::Found { tag } => self.judge_owner(position, ours, tag.as_deref()),
+            HeadOutcome::Found { tag } => match parse_tag(position, tag.as_deref()) {
+                Ok(theirs) => self.settle_owner(position, ours, theirs),
+                Err(failure) => self.fail(failure),
+            },
             HeadOutcome::NotFound => {
                 // 412 then 404: the store contradicted itself. Objects are never
                 // deleted, so the PUT is safe to repeat; it counts as a failure.
                 self.stats.retries.missing_after_412 += 1;
-                self.schedule_retry(now, position, Retry::Put);
+                self.retry_or_fail(now, position, Retry::Put, Fault::ServerError { status: 404 });
             }
             HeadOutcome::Failed(fault) => self.retry_or_fail(now, position, Retry::Head, fault),
         }
-        self.retry_deadline = self.window.retry_deadline();
     }
 
-    /// Decides whose object sits at a position that answered 412.
-    fn judge_owner(&mut self, position: Position, ours: ObjectTag, found: Option<&str>) {
-        let theirs = match found.map(ObjectTag::parse) {
-            Some(Ok(tag)) => tag,
-            Some(Err(e)) => {
-                return self.fail(Failure::ProtocolViolation {
-                    position,
-                    detail: e.to_string(),
-                })
-            }
-            None => {
-                let detail = "object has no s3wal tag: not written by s3wal".to_string();
-                return self.fail(Failure::ProtocolViolation { position, detail });
-            }
+    /// Acts on whose object sits at a position that answered 412.
+    fn settle_owner(&mut self, position: Position, ours: ObjectTag, theirs: ObjectTag) {
+        let owner = if theirs == ours {
+            Owner::Ours
+        } else if theirs.header.epoch < self.epoch {
+            Owner::Older(theirs)
+        } else {
+            Owner::Newer(theirs)
         };
-        if theirs == ours {
-            debug!(%position, "412 on our own earlier write");
-            return self.confirm(position);
+        match (owner, &self.phase) {
+            (Owner::Ours, _) => {
+                debug!(%position, "412 on our own earlier write");
+                self.fenced(position, ours, true);
+                self.confirm(position);
+            }
+            (Owner::Older(theirs), Phase::Fencing(_)) => {
+                debug!(%position, owner = %theirs.header.leader, "fence lost to an older writer");
+                self.fenced(position, theirs, false);
+                self.confirm(position);
+            }
+            (Owner::Older(theirs), _) => self.fail(Failure::ProtocolViolation {
+                position,
+                detail: format!(
+                    "older writer {} of {} past our fence range",
+                    theirs.header.leader, theirs.header.epoch
+                ),
+            }),
+            (Owner::Newer(theirs), _) => {
+                let h = theirs.header;
+                self.fail(Failure::Fenced { position, leader: h.leader, epoch: h.epoch });
+            }
         }
-        let h = theirs.header;
-        self.fail(Failure::Fenced {
-            position,
-            leader: h.leader,
-            epoch: h.epoch,
-        });
     }
 
     fn on_timer(&mut self, now: Time) {
-        if !self.is_running() {
+        if let Phase::Listing { retry_at: Some(at), .. } = self.phase {
+            if at <= now {
+                self.issue_list();
+            }
+        }
+        if !self.is_claiming() {
             return;
         }
         let mut reissue = Vec::new();
@@ -344,13 +629,14 @@ impl Persister {
                 Retry::Head => self.check_owner(position),
             }
         }
-        self.retry_deadline = self.window.retry_deadline();
     }
 
     fn on_shutdown(&mut self) {
         match self.phase {
             Phase::Writing => self.phase = Phase::Draining,
-            Phase::Failed(_) => {
+            Phase::Listing { .. } | Phase::ReadingBack { .. } | Phase::Fencing(_) | Phase::Failed(_) => {
+                // Nothing accepted is waiting; outstanding fences are harmless.
+                self.window.clear();
                 self.phase = Phase::Done;
                 self.actions.push_back(Action::ShutdownComplete);
             }
@@ -358,21 +644,43 @@ impl Persister {
         }
     }
 
-    fn is_running(&self) -> bool {
-        matches!(self.phase, Phase::Writing | Phase::Draining)
+    /// Whether the window's positions are being worked on.
+    fn is_claiming(&self) -> bool {
+        matches!(self.phase, Phase::Fencing(_) | Phase::Writing | Phase::Draining)
     }
+
+    /// After any input: start what can start, move phases on.
+    fn make_progress(&mut self, now: Time) {
+        match self.phase {
+            Phase::ReadingBack { .. } => {
+                self.issue_reads(now);
+                self.finish_reading_back_if_done();
+                self.claim_fences();
+            }
+            Phase::Fencing(_) => {
+                self.claim_fences();
+                self.finish_fencing_if_done();
+                self.send_ready_batches(now);
+            }
+            Phase::Writing | Phase::Draining => {
+                self.send_ready_batches(now);
+                self.finish_shutdown_if_drained();
+            }
+            Phase::Listing { .. } | Phase::Done | Phase::Failed(_) => {}
+        }
+    }
+
+    // ---- writing -------------------------------------------------------
 
     /// Claims positions for every batch that is ready, while the window has room.
     fn send_ready_batches(&mut self, now: Time) {
-        while self.is_running() && self.window.has_room() {
+        while matches!(self.phase, Phase::Writing | Phase::Draining) && self.window.has_room() {
             let send = match self.phase {
                 Phase::Draining => SendNow::Draining,
                 _ if self.window.is_empty() => SendNow::Idle,
                 _ => SendNow::IfTriggered,
             };
-            let Some(batch) = self.batcher.take_ready(now, send) else {
-                break;
-            };
+            let Some(batch) = self.batcher.take_ready(now, send) else { break };
             self.claim_batch(batch);
         }
     }
@@ -382,52 +690,20 @@ impl Persister {
         let header = self.header(ObjectKind::Batch, position, batch.commits.start);
         let (body, tag) = BatchBuilder::seal(batch.builder, header);
         self.stats.batches += 1;
-        self.actions.push_back(Action::Accepted {
-            commits: batch.commits,
-        });
+        self.actions.push_back(Action::Accepted { commits: batch.commits });
         self.claim(position, batch.commits, batch.payload_bytes, body, tag);
     }
 
-    /// Claims a position for a fence that carries `next_seq`.
-    #[allow(dead_code)]
-    fn claim_fence(&mut self, next_seq: CommitSeq) {
-        let position = self.window.next_position();
-        let (body, tag) =
-            format::encode_fence(self.identity.leader, self.epoch, position, next_seq);
-        self.claim(position, CommitRange::new(next_seq, next_seq), 0, body, tag);
-    }
-
-    fn claim(
-        &mut self,
-        position: Position,
-        commits: CommitRange,
-        payload_bytes: u64,
-        body: Bytes,
-        tag: ObjectTag,
-    ) {
+    fn claim(&mut self, position: Position, commits: CommitRange, payload_bytes: u64, body: Bytes, tag: ObjectTag) {
         let request = self.new_request();
         let state = SlotState::Putting(request);
-        self.window.claim(Slot {
-            position,
-            commits,
-            payload_bytes,
-            body,
-            tag,
-            state,
-            failures: 0,
-        });
+        self.window.claim(Slot { position, commits, payload_bytes, body, tag, state, failures: 0 });
         self.emit_put(request, position);
     }
 
     fn header(&self, kind: ObjectKind, position: Position, first_seq: CommitSeq) -> Header {
-        Header {
-            kind,
-            leader: self.identity.leader,
-            epoch: self.epoch,
-            position,
-            first_seq,
-            count: 0,
-        }
+        let (leader, epoch, base_epoch) = (self.identity.leader, self.epoch, Epoch::default());
+        Header { kind, leader, epoch, position, first_seq, count: 0, base_epoch }
     }
 
     fn new_request(&mut self) -> RequestId {
@@ -438,17 +714,13 @@ impl Persister {
     /// Sends the position's PUT again, with the very same bytes.
     fn issue_put(&mut self, position: Position) {
         let request = self.new_request();
-        let Some(slot) = self.slot_mut(position) else {
-            return;
-        };
+        let Some(slot) = self.window.slot(position) else { return };
         slot.state = SlotState::Putting(request);
         self.emit_put(request, position);
     }
 
     fn emit_put(&mut self, request: RequestId, position: Position) {
-        let Some(slot) = self.slot_mut(position) else {
-            return;
-        };
+        let Some(slot) = self.window.slot(position) else { return };
         let put = PutRequest {
             request,
             position,
@@ -457,25 +729,26 @@ impl Persister {
             metadata: vec![(TAG_METADATA_KEY.to_string(), slot.tag.to_metadata_value())],
         };
         self.stats.puts += 1;
+        if !self.is_recovered() {
+            self.stats.recovery.puts += 1;
+        }
         self.actions.push_back(Action::Put(put));
     }
 
     fn check_owner(&mut self, position: Position) {
         let request = self.new_request();
-        let Some(slot) = self.slot_mut(position) else {
-            return;
-        };
+        let Some(slot) = self.window.slot(position) else { return };
         slot.state = SlotState::CheckingOwner(request);
         self.stats.heads += 1;
-        self.actions.push_back(Action::Head {
-            request,
-            position,
-            key: position.key(),
-        });
+        if !self.is_recovered() {
+            self.stats.recovery.heads += 1;
+        }
+        self.actions.push_back(Action::Head { request, position, key: position.key() });
     }
 
-    fn slot_mut(&mut self, position: Position) -> Option<&mut Slot> {
-        self.window.slot(position)
+    fn backoff(&self, retry: u32, position: Position) -> std::time::Duration {
+        let c = &self.config;
+        retry::backoff(c.retry_base_delay, c.retry_max_delay, retry, self.identity.jitter_seed, position)
     }
 
     fn retry_or_fail(&mut self, now: Time, position: Position, then: Retry, fault: Fault) {
@@ -483,42 +756,24 @@ impl Persister {
             let reason = fault.to_string();
             return self.fail(Failure::Rejected { position, reason });
         }
-        self.stats.retries.count(&fault);
         let max_retries = self.config.max_retry_attempts;
-        let Some(slot) = self.slot_mut(position) else {
-            return;
-        };
+        let Some(slot) = self.window.slot(position) else { return };
         if slot.failures >= max_retries {
             let attempts = slot.failures + 1;
-            return self.fail(Failure::RetriesExhausted {
-                position,
-                attempts,
-                last: fault,
-            });
+            return self.fail(Failure::RetriesExhausted { position, attempts, last: fault });
         }
-        self.schedule_retry(now, position, then);
-    }
-
-    fn schedule_retry(&mut self, now: Time, position: Position, then: Retry) {
-        let (base, max, seed) = (
-            self.config.retry_base_delay,
-            self.config.retry_max_delay,
-            self.identity.jitter_seed,
-        );
-        let Some(slot) = self.slot_mut(position) else {
-            return;
-        };
+        self.stats.retries.count(&fault);
         slot.failures += 1;
-        let delay = retry::backoff(base, max, slot.failures, seed, position);
-        slot.state = SlotState::Waiting {
-            until: now + delay,
-            then,
-        };
-        debug!(%position, failures = slot.failures, ?delay, "retry scheduled");
+        let failures = slot.failures;
+        let delay = self.backoff(failures, position);
+        if let Some(slot) = self.window.slot(position) {
+            slot.state = SlotState::Waiting { until: now + delay, then };
+        }
+        debug!(%position, failures, ?delay, "retry scheduled");
     }
 
     fn confirm(&mut self, position: Position) {
-        if let Some(slot) = self.slot_mut(position) {
+        if let Some(slot) = self.window.slot(position) {
             slot.state = SlotState::Confirmed;
         }
         let released = self.window.advance(self.durable_seq);
@@ -541,10 +796,7 @@ impl Persister {
     fn fail(&mut self, failure: Failure) {
         warn!(%failure, "s3wal writer failed");
         let commits = CommitRange::new(self.durable_seq, self.next_seq);
-        self.actions.push_back(Action::Failed {
-            commits,
-            failure: failure.clone(),
-        });
+        self.actions.push_back(Action::Failed { commits, failure: failure.clone() });
         self.phase = Phase::Failed(failure);
         self.window.clear();
         self.batcher.clear();
@@ -553,41 +805,51 @@ impl Persister {
     }
 
     fn finish_shutdown_if_drained(&mut self) {
-        if self.phase == Phase::Draining && self.window.is_empty() && self.batcher.is_empty() {
+        if matches!(self.phase, Phase::Draining) && self.window.is_empty() && self.batcher.is_empty() {
             self.phase = Phase::Done;
             self.actions.push_back(Action::ShutdownComplete);
         }
     }
 
+    // ---- the timer -----------------------------------------------------
+
+    /// The earliest moment a backed-off request wants to go again.
+    fn next_retry(&self) -> Option<Time> {
+        match &self.phase {
+            Phase::Listing { retry_at, .. } => *retry_at,
+            Phase::ReadingBack { reads, .. } => reads.deadline(),
+            Phase::Fencing(_) | Phase::Writing | Phase::Draining => self.window.retry_deadline(),
+            Phase::Done | Phase::Failed(_) => None,
+        }
+    }
+
     /// Keeps the driver's one timer at the earliest moment something is due.
     fn refresh_timer(&mut self, now: Time) {
-        let batch_due = if self.is_running() && self.window.has_room() {
-            self.batcher.deadline()
-        } else {
-            None
-        };
-        let retry_due = if self.is_running() {
-            self.retry_deadline
-        } else {
-            None
-        };
-        let wanted = match (batch_due, retry_due) {
+        let writing = matches!(self.phase, Phase::Writing | Phase::Draining);
+        let batch_due = if writing && self.window.has_room() { self.batcher.deadline() } else { None };
+        let wanted = match (batch_due, self.retry_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         if wanted == self.timer {
             return;
         }
-        debug_assert!(
-            batch_due.is_none_or(|t| t > now),
-            "a due batch is sent, not re-armed"
-        );
+        debug_assert!(batch_due.is_none_or(|t| t > now), "a due batch is sent, not re-armed");
         self.timer = wanted;
         self.actions.push_back(match wanted {
             Some(at) => Action::SetTimer { at },
             None => Action::CancelTimer,
         });
     }
+}
+
+/// Reads an object's tag from its HEAD metadata.
+fn parse_tag(position: Position, value: Option<&str>) -> Result<ObjectTag, Failure> {
+    let value = value.ok_or_else(|| Failure::ProtocolViolation {
+        position,
+        detail: "object has no s3wal tag: not written by s3wal".into(),
+    })?;
+    ObjectTag::parse(value).map_err(|e| Failure::ProtocolViolation { position, detail: e.to_string() })
 }
 
 #[cfg(test)]

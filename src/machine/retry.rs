@@ -8,13 +8,7 @@ use crate::types::Position;
 /// the request for `position`: `base × 2^(retry-1)`, capped at `max`, then
 /// scaled into `[½, 1]` of itself by jitter drawn from `seed`, so that
 /// batches failing together do not retry in lock step.
-pub(crate) fn backoff(
-    base: Duration,
-    max: Duration,
-    retry: u32,
-    seed: u64,
-    position: Position,
-) -> Duration {
+pub(crate) fn backoff(base: Duration, max: Duration, retry: u32, seed: u64, position: Position) -> Duration {
     let exp = retry.saturating_sub(1).min(32);
     let full = base.saturating_mul(1u32 << exp.min(31)).min(max);
     let unit = unit_interval(mix(seed ^ position.0.rotate_left(17) ^ u64::from(retry)));
@@ -46,11 +40,7 @@ mod tests {
             let full = BASE * (1 << (retry - 1));
             for seed in 0..50 {
                 let d = backoff(BASE, MAX, retry, seed, Position(3));
-                assert!(
-                    d >= full / 2 && d <= full,
-                    "retry {retry}: {d:?} not in [{:?}, {full:?}]",
-                    full / 2
-                );
+                assert!(d >= full / 2 && d <= full, "retry {retry}: {d:?} not in [{:?}, {full:?}]", full / 2);
             }
         }
     }
@@ -63,13 +53,9 @@ mod tests {
 
     #[test]
     fn is_deterministic_and_jittered() {
-        assert_eq!(
-            backoff(BASE, MAX, 2, 9, Position(4)),
-            backoff(BASE, MAX, 2, 9, Position(4))
-        );
-        let spread: std::collections::BTreeSet<Duration> = (0..20)
-            .map(|p| backoff(BASE, MAX, 2, 9, Position(p)))
-            .collect();
+        assert_eq!(backoff(BASE, MAX, 2, 9, Position(4)), backoff(BASE, MAX, 2, 9, Position(4)));
+        let spread: std::collections::BTreeSet<Duration> =
+            (0..20).map(|p| backoff(BASE, MAX, 2, 9, Position(p))).collect();
         assert!(spread.len() > 10, "positions retry at different times");
     }
 }

@@ -79,11 +79,7 @@ pub(crate) struct Released {
 
 impl Window {
     pub fn new(durable: Position, limit: usize) -> Window {
-        Window {
-            durable,
-            slots: VecDeque::with_capacity(limit),
-            limit,
-        }
+        Window { durable, slots: VecDeque::with_capacity(limit), limit }
     }
 
     /// Whether another position may be claimed.
@@ -147,9 +143,7 @@ impl Window {
 
     /// Slots whose backoff ended by `now`.
     pub fn due(&mut self, now: Time) -> impl Iterator<Item = &mut Slot> {
-        self.slots
-            .iter_mut()
-            .filter(move |s| matches!(s.state, SlotState::Waiting { until, .. } if until <= now))
+        self.slots.iter_mut().filter(move |s| matches!(s.state, SlotState::Waiting { until, .. } if until <= now))
     }
 
     /// Moves the durable prefix past every confirmed slot at its front.
@@ -158,11 +152,7 @@ impl Window {
     pub fn advance(&mut self, expected: CommitSeq) -> Released {
         let mut released = Released::default();
         let mut end = expected;
-        while self
-            .slots
-            .front()
-            .is_some_and(|s| s.state == SlotState::Confirmed)
-        {
+        while self.slots.front().is_some_and(|s| s.state == SlotState::Confirmed) {
             let Some(slot) = self.slots.pop_front() else {
                 break;
             };
