@@ -9,7 +9,9 @@
 //! reader applies it to whole objects and also checks commit bytes. See
 //! `docs/protocol.md` for why this rule keeps every acknowledged commit.
 
-use crate::format::{Header, ObjectKind};
+use bytes::Bytes;
+
+use crate::format::{Header, Object, ObjectKind};
 use crate::types::{CommitSeq, Epoch, Position};
 
 /// The valid log's state after a prefix of positions.
@@ -91,6 +93,61 @@ impl LogState {
     }
 }
 
+/// Applies the rule to whole objects, position after position, checking
+/// that repeated commits carry the bytes they had the first time.
+#[derive(Clone, Debug, Default)]
+pub struct Replayer {
+    state: LogState,
+    /// The last valid batch: the only commits an ambiguous retry can repeat.
+    last_first: CommitSeq,
+    last_commits: Vec<Bytes>,
+}
+
+/// What one object added to the valid log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Added<'a> {
+    /// The first new commit's sequence number.
+    pub first: CommitSeq,
+    /// The new commits (none for a fence, a void object or a pure duplicate).
+    pub commits: &'a [Bytes],
+}
+
+impl Replayer {
+    /// A replay from position 0.
+    pub fn new() -> Replayer {
+        Replayer::default()
+    }
+
+    /// The state after the objects pushed so far.
+    pub fn state(&self) -> LogState {
+        self.state
+    }
+
+    /// Folds in the object at the next position.
+    pub fn push<'a>(&mut self, object: &'a Object) -> Result<Added<'a>, RuleError> {
+        let first = self.state.next_seq;
+        let none = Added { first, commits: &[] };
+        let Verdict::Valid { duplicates } = self.state.apply(&object.header)? else { return Ok(none) };
+        if object.header.kind == ObjectKind::Fence {
+            return Ok(none);
+        }
+        let h = &object.header;
+        for (i, commit) in object.commits.iter().take(duplicates as usize).enumerate() {
+            let seq = h.first_seq.plus(i as u64);
+            let earlier = seq.0.checked_sub(self.last_first.0).and_then(|k| self.last_commits.get(k as usize));
+            if earlier != Some(commit) {
+                return Err(RuleError::Fork { seq, position: h.position });
+            }
+        }
+        let fresh = &object.commits[duplicates as usize..];
+        if !fresh.is_empty() {
+            self.last_first = h.first_seq;
+            self.last_commits = object.commits.clone();
+        }
+        Ok(Added { first: h.first_seq.plus(duplicates), commits: fresh })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +173,24 @@ mod tests {
         assert_eq!(s.apply(&obj(ObjectKind::Batch, 2, 0, 3, 5)), Ok(Verdict::Void));
         assert_eq!(s.apply(&obj(ObjectKind::Batch, 3, 1, 3, 2)), Ok(Verdict::Valid { duplicates: 0 }));
         assert_eq!(s.next_seq, CommitSeq(5));
+    }
+
+    fn batch(p: u64, generation: u64, first: u64, commits: &[&'static [u8]]) -> Object {
+        let header = Header { count: commits.len() as u32, ..obj(ObjectKind::Batch, p, generation, first, 0) };
+        let commits: Vec<Bytes> = commits.iter().map(|c| Bytes::from_static(c)).collect();
+        Object { header, commits, crc: 0 }
+    }
+
+    #[test]
+    fn exact_duplicates_are_skipped_and_forks_reported() {
+        let mut r = Replayer::new();
+        let a = batch(0, 0, 0, &[b"a", b"b"]);
+        assert_eq!(r.push(&a).unwrap().commits.len(), 2);
+        let again = batch(1, 0, 1, &[b"b", b"c"]);
+        let added = r.push(&again).unwrap();
+        assert_eq!((added.first, added.commits), (CommitSeq(2), &again.commits[1..]));
+        let fork = batch(2, 0, 2, &[b"X"]);
+        assert_eq!(r.push(&fork), Err(RuleError::Fork { seq: CommitSeq(2), position: Position(2) }));
     }
 
     #[test]

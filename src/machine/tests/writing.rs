@@ -1,4 +1,4 @@
-//! The persister driven by hand: each test reads as the story it checks.
+//! The write path: batching, flow control, acks, retries, shutdown.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::prelude::*;
 
-use super::*;
+use super::super::*;
 use crate::config::Config;
 use crate::format::{decode, ObjectTag};
 
