@@ -10,9 +10,12 @@
 //! is [`protocol`]: the inputs it accepts and the actions it asks for.
 
 pub mod config;
+pub mod driver;
 pub mod format;
 pub mod machine;
 pub mod protocol;
+pub mod reader;
+pub mod store;
 pub mod types;
 pub mod valid_log;
 

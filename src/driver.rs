@@ -1,0 +1,506 @@
+//! The production driver: runs the [`Persister`] on tokio against an
+//! [`ObjectStore`], and gives the application its API, [`Log`].
+//!
+//! One task owns the state machine and follows the driving rule. Each
+//! request runs in its own task and reports back on a channel. Appenders
+//! take bytes from a semaphore sized to the byte budget, get their sequence
+//! number at once, and wait for durability on a oneshot that the driver
+//! resolves, in order, when the machine reports commits durable.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::time::Instant;
+use tracing::{debug, info_span, Instrument};
+
+use crate::config::{Config, ConfigErrors};
+use crate::machine::{Identity, Persister, Stats};
+use crate::protocol::{Action, Failure, Input, ListOutcome, PutRequest, Refused};
+use crate::store::ObjectStore;
+use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Time};
+
+/// How to open a log.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Batching, pipelining and retry settings.
+    pub config: Config,
+    /// Seeds this instance's leader id, epoch nonce and retry jitter. `None`
+    /// draws them from the operating system; tests pass a seed to replay.
+    pub seed: Option<u64>,
+    /// Keep each commit's bytes until it is durable and hand them, in
+    /// order, to [`Log::durable_commits`].
+    pub stream_durable_commits: bool,
+}
+
+/// Why a log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigErrors),
+    /// Recovery or fencing failed.
+    #[error("recovery failed: {0}")]
+    Recovery(Failure),
+    /// The driver stopped before recovery finished.
+    #[error("the log's driver stopped during recovery")]
+    Closed,
+}
+
+/// Why an append was not made durable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// Another instance took over the log; this one will never ack again.
+    #[error("{0}")]
+    Fenced(Failure),
+    /// The log failed (retries exhausted, store refused, protocol violation).
+    #[error("the log failed: {0}")]
+    Failed(Failure),
+    /// A shutdown was requested before this commit arrived.
+    #[error("the log is shutting down")]
+    ShuttingDown,
+    /// The commit alone is larger than allowed.
+    #[error("commit of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The driver is gone (the log was dropped or crashed).
+    #[error("the log's driver has stopped")]
+    Closed,
+}
+
+impl From<Failure> for AppendError {
+    fn from(f: Failure) -> AppendError {
+        match f {
+            Failure::Fenced { .. } => AppendError::Fenced(f),
+            _ => AppendError::Failed(f),
+        }
+    }
+}
+
+impl From<Refused> for AppendError {
+    fn from(r: Refused) -> AppendError {
+        match r {
+            Refused::Failed(f) => f.into(),
+            Refused::Recovering | Refused::ShuttingDown => AppendError::ShuttingDown,
+            Refused::TooLarge { len, max } => AppendError::TooLarge { len, max },
+        }
+    }
+}
+
+enum Command {
+    Append { seq: CommitSeq, payload: Bytes, permits: u32, done: oneshot::Sender<Result<CommitSeq, AppendError>> },
+    Shutdown { done: oneshot::Sender<Result<(), AppendError>> },
+}
+
+/// State the appenders and the driver share.
+#[derive(Debug)]
+struct Shared {
+    commands: mpsc::UnboundedSender<Command>,
+    /// The next sequence number; held while sending so channel order is seq order.
+    next_seq: Mutex<CommitSeq>,
+    budget: Semaphore,
+    max_commit: usize,
+    failure: Mutex<Option<Failure>>,
+    durable: watch::Receiver<CommitSeq>,
+    stats: Mutex<Stats>,
+    epoch: Epoch,
+    leader: LeaderId,
+    store: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The ordered stream of durable commits, for the next pipeline stage.
+pub type DurableCommits = mpsc::UnboundedReceiver<(CommitSeq, Bytes)>;
+
+/// An open log. Clones share it; appends from many tasks are fine.
+#[derive(Clone, Debug)]
+pub struct Log {
+    shared: Arc<Shared>,
+    durable_commits: Arc<Mutex<Option<DurableCommits>>>,
+}
+
+/// An accepted commit: its sequence number now, its durability later.
+#[derive(Debug)]
+pub struct Appended {
+    /// The commit's sequence number.
+    pub seq: CommitSeq,
+    done: oneshot::Receiver<Result<CommitSeq, AppendError>>,
+}
+
+impl Appended {
+    /// Resolves when the commit is durable (and every earlier one), or with
+    /// the reason it never will be acknowledged by this instance.
+    pub async fn durable(self) -> Result<CommitSeq, AppendError> {
+        self.done.await.unwrap_or(Err(AppendError::Closed))
+    }
+}
+
+impl Log {
+    /// Opens the log in `store`: recovers, fences off older writers, and
+    /// returns once commits are accepted.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use bytes::Bytes;
+    /// use s3wal::driver::{Log, OpenOptions};
+    /// use s3wal::store::MemStore;
+    ///
+    /// let log = Log::open(MemStore::new(), OpenOptions::default()).await?;
+    /// let appended = log.append(Bytes::from_static(b"hello")).await?;
+    /// let seq = appended.seq;
+    /// assert_eq!(appended.durable().await?, seq);
+    /// log.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open<S: ObjectStore>(store: S, options: OpenOptions) -> Result<Log, OpenError> {
+        let config = options.config.clone().validate()?;
+        let seed = options.seed.unwrap_or_else(rand::random);
+        let identity = identity_from(seed);
+        let machine = Persister::recover(config.clone(), identity);
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (durable_tx, durable_rx) = watch::channel(CommitSeq(0));
+        let (stream_tx, stream_rx) = mpsc::unbounded_channel();
+        let describe = store.describe();
+        let budget_permits = usize::try_from(config.byte_budget).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
+        let max_commit = budget_permits.min(u32::MAX as usize);
+        let driver = Driver {
+            machine,
+            store: Arc::new(store),
+            origin: Instant::now(),
+            timer: None,
+            waiters: VecDeque::new(),
+            ready: Some(ready_tx),
+            shutdown: None,
+            durable: durable_tx,
+            stream: options.stream_durable_commits.then_some(stream_tx),
+            shared: None,
+        };
+        let span = info_span!("s3wal", store = %describe, leader = %identity.leader);
+        tokio::spawn(driver.run(commands_rx).instrument(span));
+        let (next_commit, epoch, shared_tx) = match ready_rx.await {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(failure)) => return Err(OpenError::Recovery(failure)),
+            Err(_) => return Err(OpenError::Closed),
+        };
+        let shared = Arc::new(Shared {
+            commands: commands_tx,
+            next_seq: Mutex::new(next_commit),
+            budget: Semaphore::new(budget_permits),
+            max_commit,
+            failure: Mutex::new(None),
+            durable: durable_rx,
+            stats: Mutex::new(Stats::default()),
+            epoch,
+            leader: identity.leader,
+            store: describe,
+        });
+        if shared_tx.send(Arc::clone(&shared)).is_err() {
+            return Err(OpenError::Closed);
+        }
+        let stream = if options.stream_durable_commits { Some(stream_rx) } else { None };
+        Ok(Log { shared, durable_commits: Arc::new(Mutex::new(stream)) })
+    }
+
+    /// Hands over one commit. Waits while the byte budget is used up, then
+    /// returns its sequence number at once; await [`Appended::durable`] for
+    /// durability.
+    pub async fn append(&self, payload: Bytes) -> Result<Appended, AppendError> {
+        let s = &self.shared;
+        if payload.len() > s.max_commit {
+            return Err(AppendError::TooLarge { len: payload.len(), max: s.max_commit });
+        }
+        let permits = payload.len() as u32;
+        match s.budget.acquire_many(permits).await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(self.closed_reason()),
+        }
+        let (done, rx) = oneshot::channel();
+        let mut next = lock(&s.next_seq);
+        let seq = *next;
+        if s.commands.send(Command::Append { seq, payload, permits, done }).is_err() {
+            s.budget.add_permits(permits as usize);
+            return Err(self.closed_reason());
+        }
+        *next = seq.next();
+        Ok(Appended { seq, done: rx })
+    }
+
+    fn closed_reason(&self) -> AppendError {
+        lock(&self.shared.failure).clone().map_or(AppendError::Closed, AppendError::from)
+    }
+
+    /// Seals what is collecting, drains everything in flight, and stops.
+    /// Every commit appended before it is durable when it returns `Ok`.
+    pub async fn shutdown(&self) -> Result<(), AppendError> {
+        let (done, rx) = oneshot::channel();
+        if self.shared.commands.send(Command::Shutdown { done }).is_err() {
+            return Err(self.closed_reason());
+        }
+        rx.await.unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Watches the durable watermark: every commit below it is durable.
+    pub fn watch_durable(&self) -> watch::Receiver<CommitSeq> {
+        self.shared.durable.clone()
+    }
+
+    /// The ordered stream of durable commits, if the log was opened with
+    /// [`OpenOptions::stream_durable_commits`]. Only the first call gets it.
+    pub fn durable_commits(&self) -> Option<DurableCommits> {
+        lock(&self.durable_commits).take()
+    }
+
+    /// Counters of the state machine, as of its last step.
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared.stats).clone()
+    }
+
+    /// This instance's epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.shared.epoch
+    }
+
+    /// This instance's leader id.
+    pub fn leader(&self) -> LeaderId {
+        self.shared.leader
+    }
+
+    /// Why the log failed, if it did.
+    pub fn failure(&self) -> Option<Failure> {
+        lock(&self.shared.failure).clone()
+    }
+
+    /// The store, as `describe` names it.
+    pub fn store(&self) -> &str {
+        &self.shared.store
+    }
+}
+
+fn identity_from(seed: u64) -> Identity {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    Identity { leader: LeaderId(rng.random()), nonce: rng.random(), jitter_seed: rng.random() }
+}
+
+struct Waiter {
+    seq: CommitSeq,
+    permits: u32,
+    payload: Option<Bytes>,
+    done: oneshot::Sender<Result<CommitSeq, AppendError>>,
+}
+
+type ReadyReply = (CommitSeq, Epoch, oneshot::Sender<Arc<Shared>>);
+
+struct Driver<S> {
+    machine: Persister,
+    store: Arc<S>,
+    origin: Instant,
+    timer: Option<Time>,
+    waiters: VecDeque<Waiter>,
+    ready: Option<oneshot::Sender<Result<ReadyReply, Failure>>>,
+    shutdown: Option<oneshot::Sender<Result<(), AppendError>>>,
+    durable: watch::Sender<CommitSeq>,
+    stream: Option<mpsc::UnboundedSender<(CommitSeq, Bytes)>>,
+    shared: Option<Arc<Shared>>,
+}
+
+enum Step {
+    Continue,
+    Stop,
+}
+
+impl<S: ObjectStore> Driver<S> {
+    fn now(&self) -> Time {
+        Time::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Input>();
+        let mut shared_rx: Option<oneshot::Receiver<Arc<Shared>>> = None;
+        if let Step::Stop = self.perform_actions(&done_tx, &mut shared_rx) {
+            return;
+        }
+        loop {
+            let deadline = self.timer.map(|t| self.origin + Duration::from_nanos(t.as_nanos()));
+            let input = tokio::select! {
+                biased;
+                Some(input) = done_rx.recv() => Some(input),
+                shared = async { shared_rx.as_mut().expect("guarded").await }, if shared_rx.is_some() => {
+                    shared_rx = None;
+                    self.shared = shared.ok();
+                    None
+                }
+                command = commands.recv() => match command {
+                    // Every handle dropped: the application is gone. Stop at once,
+                    // as a crash would; recovery sorts out what is in flight.
+                    None => return,
+                    Some(command) => self.command(command),
+                },
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    self.timer = None;
+                    Some(Input::TimerFired)
+                }
+            };
+            if let Some(input) = input {
+                let now = self.now();
+                if let Err(refused) = self.machine.handle(now, input) {
+                    debug!(%refused, "input refused");
+                }
+            }
+            if let Step::Stop = self.perform_actions(&done_tx, &mut shared_rx) {
+                return;
+            }
+        }
+    }
+
+    /// Turns a command into the machine's input (or answers it directly).
+    fn command(&mut self, command: Command) -> Option<Input> {
+        match command {
+            Command::Append { seq, payload, permits, done } => {
+                debug_assert_eq!(seq, self.machine.next_commit_seq(), "appenders number commits in channel order");
+                let kept = self.stream.as_ref().map(|_| payload.clone());
+                match self.machine.handle(self.now(), Input::CommitArrived(payload)) {
+                    Ok(()) => self.waiters.push_back(Waiter { seq, permits, payload: kept, done }),
+                    Err(refused) => {
+                        self.release(permits);
+                        let _ = done.send(Err(refused.into()));
+                    }
+                }
+                None
+            }
+            Command::Shutdown { done } => {
+                self.shutdown = Some(done);
+                Some(Input::ShutdownRequested)
+            }
+        }
+    }
+
+    fn release(&self, permits: u32) {
+        if let Some(shared) = &self.shared {
+            shared.budget.add_permits(permits as usize);
+        }
+    }
+
+    fn perform_actions(
+        &mut self,
+        done: &mpsc::UnboundedSender<Input>,
+        shared_rx: &mut Option<oneshot::Receiver<Arc<Shared>>>,
+    ) -> Step {
+        let mut step = Step::Continue;
+        while let Some(action) = self.machine.poll_action() {
+            match action {
+                Action::Put(put) => self.spawn_put(put, done.clone()),
+                Action::Head { request, key, .. } => {
+                    let (store, done) = (Arc::clone(&self.store), done.clone());
+                    tokio::spawn(async move {
+                        let outcome = store.head(&key).await;
+                        let _ = done.send(Input::HeadFinished { request, outcome });
+                    });
+                }
+                Action::List { request, prefix, max_keys } => {
+                    let (store, done) = (Arc::clone(&self.store), done.clone());
+                    tokio::spawn(async move {
+                        let outcome = match store.list(&prefix, max_keys, None).await {
+                            Ok(page) => ListOutcome::Listed { keys: page.keys(), truncated: page.truncated },
+                            Err(fault) => ListOutcome::Failed(fault),
+                        };
+                        let _ = done.send(Input::ListFinished { request, outcome });
+                    });
+                }
+                Action::SetTimer { at } => self.timer = Some(at),
+                Action::CancelTimer => self.timer = None,
+                Action::Accepted { .. } | Action::ProducersMustWait | Action::ProducersMayContinue => {}
+                Action::Durable { commits } => self.durable(commits),
+                Action::Ready { next_commit, epoch } => {
+                    let (tx, rx) = oneshot::channel();
+                    *shared_rx = Some(rx);
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Ok((next_commit, epoch, tx)));
+                    }
+                }
+                Action::Failed { commits, failure } => self.failed(commits, failure),
+                Action::ShutdownComplete => {
+                    if let Some(done) = self.shutdown.take() {
+                        let result = match self.machine.failure() {
+                            Some(f) => Err(f.clone().into()),
+                            None => Ok(()),
+                        };
+                        let _ = done.send(result);
+                    }
+                    step = Step::Stop;
+                }
+            }
+        }
+        if let Some(shared) = &self.shared {
+            *lock(&shared.stats) = self.machine.stats().clone();
+        }
+        step
+    }
+
+    fn spawn_put(&self, put: PutRequest, done: mpsc::UnboundedSender<Input>) {
+        let store = Arc::clone(&self.store);
+        let span = info_span!("put", position = %put.position, request = %put.request, bytes = put.body.len());
+        tokio::spawn(
+            async move {
+                let outcome = store.put_if_absent(&put.key, put.body, &put.metadata).await;
+                debug!(?outcome, "put finished");
+                let _ = done.send(Input::PutFinished { request: put.request, outcome });
+            }
+            .instrument(span),
+        );
+    }
+
+    fn durable(&mut self, commits: CommitRange) {
+        // The watermark moves first: whoever sees its commit durable sees it too.
+        let _ = self.durable.send(commits.end);
+        let mut permits = 0u64;
+        while self.waiters.front().is_some_and(|w| w.seq < commits.end) {
+            let Some(w) = self.waiters.pop_front() else { break };
+            permits += u64::from(w.permits);
+            if let (Some(stream), Some(payload)) = (&self.stream, w.payload) {
+                let _ = stream.send((w.seq, payload));
+            }
+            let _ = w.done.send(Ok(w.seq));
+        }
+        self.release_many(permits);
+    }
+
+    fn release_many(&self, permits: u64) {
+        if let Some(shared) = &self.shared {
+            shared.budget.add_permits(usize::try_from(permits).unwrap_or(usize::MAX));
+        }
+    }
+
+    fn failed(&mut self, _commits: CommitRange, failure: Failure) {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Err(failure.clone()));
+        }
+        if let Some(shared) = &self.shared {
+            *lock(&shared.failure) = Some(failure.clone());
+            // Wake every appender waiting for budget: they will see the failure.
+            shared.budget.close();
+        }
+        let error = AppendError::from(failure);
+        for w in self.waiters.drain(..) {
+            let _ = w.done.send(Err(error.clone()));
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
