@@ -188,7 +188,7 @@ impl Log {
         };
         let span = info_span!("s3wal", store = %describe, leader = %identity.leader);
         tokio::spawn(driver.run(commands_rx).instrument(span));
-        let (next_commit, epoch, shared_tx) = match ready_rx.await {
+        let (next_commit, epoch, stats, shared_tx) = match ready_rx.await {
             Ok(Ok(ready)) => ready,
             Ok(Err(failure)) => return Err(OpenError::Recovery(failure)),
             Err(_) => return Err(OpenError::Closed),
@@ -200,7 +200,7 @@ impl Log {
             max_commit,
             failure: Mutex::new(None),
             durable: durable_rx,
-            stats: Mutex::new(Stats::default()),
+            stats: Mutex::new(stats),
             epoch,
             leader: identity.leader,
             store: describe,
@@ -216,11 +216,22 @@ impl Log {
     /// returns its sequence number at once; await [`Appended::durable`] for
     /// durability.
     pub async fn append(&self, payload: Bytes) -> Result<Appended, AppendError> {
+        self.append_with(payload.len(), |_| payload).await
+    }
+
+    /// Like [`Log::append`], for commits whose bytes depend on their own
+    /// sequence number: `make` gets the number and must return `len` bytes.
+    /// It runs while appends are serialised, so keep it quick.
+    pub async fn append_with(
+        &self,
+        len: usize,
+        make: impl FnOnce(CommitSeq) -> Bytes,
+    ) -> Result<Appended, AppendError> {
         let s = &self.shared;
-        if payload.len() > s.max_commit {
-            return Err(AppendError::TooLarge { len: payload.len(), max: s.max_commit });
+        if len > s.max_commit {
+            return Err(AppendError::TooLarge { len, max: s.max_commit });
         }
-        let permits = payload.len() as u32;
+        let permits = len as u32;
         match s.budget.acquire_many(permits).await {
             Ok(permit) => permit.forget(),
             Err(_) => return Err(self.closed_reason()),
@@ -228,12 +239,19 @@ impl Log {
         let (done, rx) = oneshot::channel();
         let mut next = lock(&s.next_seq);
         let seq = *next;
+        let payload = make(seq);
+        debug_assert_eq!(payload.len(), len, "append_with: the commit has the announced length");
         if s.commands.send(Command::Append { seq, payload, permits, done }).is_err() {
             s.budget.add_permits(permits as usize);
             return Err(self.closed_reason());
         }
         *next = seq.next();
         Ok(Appended { seq, done: rx })
+    }
+
+    /// The sequence number the next append will get.
+    pub fn next_seq(&self) -> CommitSeq {
+        *lock(&self.shared.next_seq)
     }
 
     fn closed_reason(&self) -> AppendError {
@@ -300,7 +318,7 @@ struct Waiter {
     done: oneshot::Sender<Result<CommitSeq, AppendError>>,
 }
 
-type ReadyReply = (CommitSeq, Epoch, oneshot::Sender<Arc<Shared>>);
+type ReadyReply = (CommitSeq, Epoch, Stats, oneshot::Sender<Arc<Shared>>);
 
 struct Driver<S> {
     machine: Persister,
@@ -339,6 +357,7 @@ impl<S: ObjectStore> Driver<S> {
                 shared = async { shared_rx.as_mut().expect("guarded").await }, if shared_rx.is_some() => {
                     shared_rx = None;
                     self.shared = shared.ok();
+                    self.publish_stats();
                     None
                 }
                 command = commands.recv() => match command {
@@ -426,7 +445,7 @@ impl<S: ObjectStore> Driver<S> {
                     let (tx, rx) = oneshot::channel();
                     *shared_rx = Some(rx);
                     if let Some(ready) = self.ready.take() {
-                        let _ = ready.send(Ok((next_commit, epoch, tx)));
+                        let _ = ready.send(Ok((next_commit, epoch, self.machine.stats().clone(), tx)));
                     }
                 }
                 Action::Failed { commits, failure } => self.failed(commits, failure),
@@ -442,10 +461,14 @@ impl<S: ObjectStore> Driver<S> {
                 }
             }
         }
+        self.publish_stats();
+        step
+    }
+
+    fn publish_stats(&self) {
         if let Some(shared) = &self.shared {
             *lock(&shared.stats) = self.machine.stats().clone();
         }
-        step
     }
 
     fn spawn_put(&self, put: PutRequest, done: mpsc::UnboundedSender<Input>) {

@@ -85,3 +85,26 @@ pub trait ObjectStore: Send + Sync + 'static {
 pub fn metadata_value<'a>(metadata: &'a [(String, String)], name: &str) -> Option<&'a str> {
     metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
+
+#[async_trait]
+impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
+    async fn put_if_absent(&self, key: &str, body: Bytes, metadata: &[(String, String)]) -> PutOutcome {
+        (**self).put_if_absent(key, body, metadata).await
+    }
+
+    async fn head(&self, key: &str) -> HeadOutcome {
+        (**self).head(key).await
+    }
+
+    async fn get(&self, key: &str) -> GetOutcome {
+        (**self).get(key).await
+    }
+
+    async fn list(&self, prefix: &str, max_keys: u32, start_after: Option<&str>) -> Result<ListPage, Fault> {
+        (**self).list(prefix, max_keys, start_after).await
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}

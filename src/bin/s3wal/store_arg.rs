@@ -1,0 +1,71 @@
+//! Which store a command works on.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use s3wal::store::{DirStore, ObjectStore};
+
+use crate::UsageError;
+
+/// `--dir PATH` or `--s3 s3://bucket/prefix [--endpoint URL]`.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// A local directory holding the log (created if missing).
+    #[arg(long, value_name = "PATH", conflicts_with = "s3")]
+    pub dir: Option<PathBuf>,
+    /// An S3 location: s3://bucket or s3://bucket/prefix.
+    #[arg(long, value_name = "URL")]
+    pub s3: Option<String>,
+    /// An S3-compatible endpoint (path-style addressing), e.g. http://127.0.0.1:9000.
+    #[arg(long, value_name = "URL", requires = "s3")]
+    pub endpoint: Option<String>,
+}
+
+impl StoreArgs {
+    /// Opens the store; `default_dir` is used when neither flag is given.
+    pub async fn open(&self, default_dir: Option<PathBuf>) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        if let Some(url) = &self.s3 {
+            return open_s3(url, self.endpoint.as_deref()).await;
+        }
+        let dir = self
+            .dir
+            .clone()
+            .or(default_dir)
+            .ok_or_else(|| UsageError("give a store: --dir PATH or --s3 s3://bucket/prefix".into()))?;
+        let store = DirStore::open(&dir).with_context(|| format!("cannot open directory store {}", dir.display()))?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// Splits `s3://bucket/prefix` into its parts.
+pub fn parse_s3_url(url: &str) -> Result<(String, String), UsageError> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| UsageError(format!("{url:?} is not an s3:// URL (expected s3://bucket/prefix)")))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(UsageError(format!("{url:?} names no bucket")));
+    }
+    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+async fn open_s3(url: &str, endpoint: Option<&str>) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    let (bucket, prefix) = parse_s3_url(url)?;
+    let _ = (bucket, prefix, endpoint);
+    Err(UsageError("this build has no S3 support yet".into()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls() {
+        assert_eq!(parse_s3_url("s3://b").unwrap(), ("b".into(), "".into()));
+        assert_eq!(parse_s3_url("s3://b/p/q/").unwrap(), ("b".into(), "p/q".into()));
+        assert!(parse_s3_url("http://b").is_err());
+        assert!(parse_s3_url("s3:///x").is_err());
+    }
+}
