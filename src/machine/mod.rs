@@ -12,6 +12,7 @@
 //! or `Failed` from anywhere. The safety argument is in `docs/protocol.md`.
 
 mod batcher;
+mod planted;
 mod read_back;
 mod recovery;
 mod retry;
@@ -27,6 +28,8 @@ use crate::format::{self, BatchBuilder, Header, ObjectKind, ObjectTag, TAG_METAD
 use crate::protocol::{Action, Failure, Fault, HeadOutcome, Input, ListOutcome, PutOutcome, PutRequest, Refused};
 use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Position, RequestId, Time, BATCH_PREFIX};
 use crate::valid_log::LogState;
+
+pub use planted::PlantedBug;
 
 use batcher::{Batcher, SealedBatch, SendNow};
 use read_back::ReadBack;
@@ -185,9 +188,22 @@ pub struct Persister {
     timer: Option<Time>,
     retry_deadline: Option<Time>,
     stats: Stats,
+    bug: Option<PlantedBug>,
 }
 
 impl Persister {
+    /// Plants a deliberate bug, to show that the simulator catches it.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant(&mut self, bug: PlantedBug) {
+        self.bug = Some(bug);
+    }
+
+    /// Whether `bug` is planted; always false without the `planted-bugs` feature.
+    #[inline]
+    fn has_bug(&self, bug: PlantedBug) -> bool {
+        cfg!(feature = "planted-bugs") && self.bug == Some(bug)
+    }
+
     /// A writer that opens the log: one LIST, a bounded number of HEADs and
     /// fence PUTs, then [`Action::Ready`]. Commits are refused until then.
     pub fn recover(config: ValidConfig, identity: Identity) -> Persister {
@@ -227,6 +243,7 @@ impl Persister {
             timer: None,
             retry_deadline: None,
             stats: Stats::default(),
+            bug: None,
         }
     }
 
@@ -470,6 +487,10 @@ impl Persister {
                 self.window = Window::new(gap, self.window_limit());
                 self.next_seq = base.next_seq;
                 self.durable_seq = base.next_seq;
+                if self.has_bug(PlantedBug::SkipFence) {
+                    self.phase = Phase::Writing;
+                    return self.start_writing(base.next_seq);
+                }
                 self.phase = Phase::Fencing(Fencing { gap, base, first_win: None, owners: BTreeMap::new() });
             }
             Err(failure) => self.fail(failure),
@@ -480,7 +501,7 @@ impl Persister {
         loop {
             let Phase::Fencing(fencing) = &self.phase else { return };
             let position = self.window.next_position();
-            if !self.window.has_room() || position >= fencing.end() {
+            if !self.room_to_claim() || position >= fencing.end() {
                 return;
             }
             let base = fencing.base;
@@ -542,6 +563,7 @@ impl Persister {
                 self.fenced(position, tag, true);
                 self.confirm(position);
             }
+            PutOutcome::AlreadyExists if self.has_bug(PlantedBug::Trust412) => self.confirm(position),
             PutOutcome::AlreadyExists => self.check_owner(position),
             PutOutcome::Failed(fault) => self.retry_or_fail(now, position, Retry::Put, fault),
         }
@@ -633,7 +655,12 @@ impl Persister {
 
     fn on_shutdown(&mut self) {
         match self.phase {
-            Phase::Writing => self.phase = Phase::Draining,
+            Phase::Writing => {
+                if self.has_bug(PlantedBug::DropOpenBatchOnShutdown) {
+                    self.batcher.clear();
+                }
+                self.phase = Phase::Draining;
+            }
             Phase::Listing { .. } | Phase::ReadingBack { .. } | Phase::Fencing(_) | Phase::Failed(_) => {
                 // Nothing accepted is waiting; outstanding fences are harmless.
                 self.window.clear();
@@ -674,7 +701,7 @@ impl Persister {
 
     /// Claims positions for every batch that is ready, while the window has room.
     fn send_ready_batches(&mut self, now: Time) {
-        while matches!(self.phase, Phase::Writing | Phase::Draining) && self.window.has_room() {
+        while matches!(self.phase, Phase::Writing | Phase::Draining) && self.room_to_claim() {
             let send = match self.phase {
                 Phase::Draining => SendNow::Draining,
                 _ if self.window.is_empty() => SendNow::Idle,
@@ -683,6 +710,13 @@ impl Persister {
             let Some(batch) = self.batcher.take_ready(now, send) else { break };
             self.claim_batch(batch);
         }
+    }
+
+    fn room_to_claim(&self) -> bool {
+        if self.has_bug(PlantedBug::WindowCountsOutstandingOnly) {
+            return self.window.has_request_room();
+        }
+        self.window.has_room()
     }
 
     fn claim_batch(&mut self, batch: SealedBatch) {
@@ -773,10 +807,18 @@ impl Persister {
     }
 
     fn confirm(&mut self, position: Position) {
+        let mut early = None;
         if let Some(slot) = self.window.slot(position) {
             slot.state = SlotState::Confirmed;
+            early = Some(slot.commits);
         }
-        let released = self.window.advance(self.durable_seq);
+        if self.has_bug(PlantedBug::AckOnCompletion) {
+            if let Some(commits) = early.filter(|c| !c.is_empty() && c.start != self.durable_seq) {
+                self.actions.push_back(Action::Durable { commits });
+            }
+        }
+        let skip_one_hole = self.has_bug(PlantedBug::AckBeforeEarlierDurable);
+        let released = self.window.advance(self.durable_seq, skip_one_hole);
         if let Some(commits) = released.commits {
             debug_assert_eq!(commits.start, self.durable_seq);
             self.durable_seq = commits.end;

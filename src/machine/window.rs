@@ -87,6 +87,11 @@ impl Window {
         self.slots.len() < self.limit
     }
 
+    /// Planted bug: the window counts only outstanding requests.
+    pub fn has_request_room(&self) -> bool {
+        self.outstanding() < self.limit
+    }
+
     /// Whether nothing is claimed beyond the durable prefix.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
@@ -149,10 +154,18 @@ impl Window {
     /// Moves the durable prefix past every confirmed slot at its front.
     /// `expected` is the first commit not yet durable, checked against the
     /// slots so an ack can never skip or repeat.
-    pub fn advance(&mut self, expected: CommitSeq) -> Released {
+    /// With `skip_one_hole` (a planted bug) a slot still in flight counts as
+    /// confirmed when the next one is.
+    pub fn advance(&mut self, expected: CommitSeq, skip_one_hole: bool) -> Released {
+        let confirmed = |s: &Slot| s.state == SlotState::Confirmed;
+        if skip_one_hole && self.slots.get(1).is_some_and(confirmed) {
+            if let Some(front) = self.slots.front_mut() {
+                front.state = SlotState::Confirmed;
+            }
+        }
         let mut released = Released::default();
         let mut end = expected;
-        while self.slots.front().is_some_and(|s| s.state == SlotState::Confirmed) {
+        while self.slots.front().is_some_and(confirmed) {
             let Some(slot) = self.slots.pop_front() else {
                 break;
             };
