@@ -23,3 +23,8 @@ pub use config::{Config, ConfigError, ConfigErrors, ValidConfig};
 pub use machine::{Identity, Persister, StartPoint, Stats};
 pub use protocol::{Action, Failure, Fault, HeadOutcome, Input, ListOutcome, PutOutcome, PutRequest, Refused};
 pub use types::{BatchNumber, CommitRange, CommitSeq, Epoch, LeaderId, Position, RequestId, Time};
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
