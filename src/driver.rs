@@ -313,6 +313,7 @@ fn identity_from(seed: u64) -> Identity {
 
 struct Waiter {
     seq: CommitSeq,
+    appended_at: Instant,
     permits: u32,
     payload: Option<Bytes>,
     done: oneshot::Sender<Result<CommitSeq, AppendError>>,
@@ -390,7 +391,10 @@ impl<S: ObjectStore> Driver<S> {
                 debug_assert_eq!(seq, self.machine.next_commit_seq(), "appenders number commits in channel order");
                 let kept = self.stream.as_ref().map(|_| payload.clone());
                 match self.machine.handle(self.now(), Input::CommitArrived(payload)) {
-                    Ok(()) => self.waiters.push_back(Waiter { seq, permits, payload: kept, done }),
+                    Ok(()) => {
+                        let appended_at = Instant::now();
+                        self.waiters.push_back(Waiter { seq, appended_at, permits, payload: kept, done });
+                    }
                     Err(refused) => {
                         self.release(permits);
                         let _ = done.send(Err(refused.into()));
@@ -417,9 +421,14 @@ impl<S: ObjectStore> Driver<S> {
         shared_rx: &mut Option<oneshot::Receiver<Arc<Shared>>>,
     ) -> Step {
         let mut step = Step::Continue;
+        let mut acted = false;
         while let Some(action) = self.machine.poll_action() {
+            acted = true;
             match action {
-                Action::Put(put) => self.spawn_put(put, done.clone()),
+                Action::Put(put) => {
+                    metrics::histogram!("s3wal_object_bytes").record(put.body.len() as f64);
+                    self.spawn_put(put, done.clone());
+                }
                 Action::Head { request, key, .. } => {
                     let (store, done) = (Arc::clone(&self.store), done.clone());
                     tokio::spawn(async move {
@@ -439,7 +448,10 @@ impl<S: ObjectStore> Driver<S> {
                 }
                 Action::SetTimer { at } => self.timer = Some(at),
                 Action::CancelTimer => self.timer = None,
-                Action::Accepted { .. } | Action::ProducersMustWait | Action::ProducersMayContinue => {}
+                Action::Accepted { commits } => {
+                    metrics::histogram!("s3wal_batch_commits").record(commits.len() as f64);
+                }
+                Action::ProducersMustWait | Action::ProducersMayContinue => {}
                 Action::Durable { commits } => self.durable(commits),
                 Action::Ready { next_commit, epoch } => {
                     let (tx, rx) = oneshot::channel();
@@ -461,13 +473,18 @@ impl<S: ObjectStore> Driver<S> {
                 }
             }
         }
-        self.publish_stats();
+        // Most commits cause no action: keep the per-commit path free of metrics work.
+        if acted {
+            self.publish_stats();
+        }
         step
     }
 
     fn publish_stats(&self) {
+        let stats = self.machine.stats();
+        publish_metrics(stats, self.machine.window_len());
         if let Some(shared) = &self.shared {
-            *lock(&shared.stats) = self.machine.stats().clone();
+            *lock(&shared.stats) = stats.clone();
         }
     }
 
@@ -491,6 +508,7 @@ impl<S: ObjectStore> Driver<S> {
         while self.waiters.front().is_some_and(|w| w.seq < commits.end) {
             let Some(w) = self.waiters.pop_front() else { break };
             permits += u64::from(w.permits);
+            metrics::histogram!("s3wal_ack_latency_seconds").record(w.appended_at.elapsed().as_secs_f64());
             if let (Some(stream), Some(payload)) = (&self.stream, w.payload) {
                 let _ = stream.send((w.seq, payload));
             }
@@ -519,6 +537,31 @@ impl<S: ObjectStore> Driver<S> {
             let _ = w.done.send(Err(error.clone()));
         }
     }
+}
+
+/// Exports the machine's counters through the `metrics` facade (a no-op
+/// unless the application installs a recorder).
+fn publish_metrics(stats: &Stats, window: usize) {
+    metrics::gauge!("s3wal_window_positions").set(window as f64);
+    metrics::counter!("s3wal_requests_total", "kind" => "put").absolute(stats.puts);
+    metrics::counter!("s3wal_requests_total", "kind" => "head").absolute(stats.heads);
+    metrics::counter!("s3wal_requests_total", "kind" => "list").absolute(stats.lists);
+    metrics::counter!("s3wal_batches_total").absolute(stats.batches);
+    let r = &stats.retries;
+    for (cause, n) in [
+        ("conflict", r.conflict),
+        ("throttled", r.throttled),
+        ("server_error", r.server_error),
+        ("timed_out", r.timed_out),
+        ("connection_failed", r.connection_failed),
+        ("missing_after_412", r.missing_after_412),
+    ] {
+        metrics::counter!("s3wal_retries_total", "cause" => cause).absolute(n);
+    }
+    let c = &stats.recovery;
+    metrics::counter!("s3wal_recovery_requests_total", "kind" => "list").absolute(c.lists);
+    metrics::counter!("s3wal_recovery_requests_total", "kind" => "head").absolute(c.heads);
+    metrics::counter!("s3wal_recovery_requests_total", "kind" => "put").absolute(c.puts);
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
