@@ -157,15 +157,24 @@ impl BatchBuilder {
         BatchBuilder { buf, count: 0 }
     }
 
+    /// An empty batch in a buffer that held an earlier one.
+    pub fn reusing(mut buf: BytesMut, capacity: usize) -> BatchBuilder {
+        buf.clear();
+        buf.reserve(HEADER_LEN + capacity + TRAILER_LEN);
+        buf.put_bytes(0, HEADER_LEN);
+        BatchBuilder { buf, count: 0 }
+    }
+
     /// Appends one commit.
     ///
     /// # Panics
     /// If the commit is 4 GiB or larger, or the batch holds `u32::MAX` commits;
     /// the writer refuses such commits before they get here.
+    #[inline]
     pub fn push(&mut self, commit: &[u8]) {
         let len = u32::try_from(commit.len()).expect("commit under 4 GiB");
         self.buf.reserve(COMMIT_OVERHEAD + commit.len());
-        self.buf.put_u32_le(len);
+        self.buf.extend_from_slice(&len.to_le_bytes());
         self.buf.extend_from_slice(commit);
         self.count = self.count.checked_add(1).expect("fewer than 2^32 commits per batch");
     }

@@ -167,6 +167,7 @@ struct Budget {
     limit: u64,
     used: u64,
     producers_waiting: bool,
+    max_commit: usize,
 }
 
 /// The state machine. See [`crate::protocol`] for how to drive it.
@@ -227,7 +228,8 @@ impl Persister {
     fn new(config: ValidConfig, identity: Identity, phase: Phase) -> Persister {
         let window = Window::new(Position(0), config.max_in_flight_requests as usize);
         let batcher = Batcher::new(config.batch_size_threshold, config.batch_timeout);
-        let budget = Budget { limit: config.byte_budget, used: 0, producers_waiting: false };
+        let max_commit = usize::try_from(config.byte_budget).unwrap_or(usize::MAX).min(u32::MAX as usize);
+        let budget = Budget { limit: config.byte_budget, used: 0, producers_waiting: false, max_commit };
         Persister {
             config,
             identity,
@@ -321,11 +323,22 @@ impl Persister {
     }
 
     /// Feeds one input. Only [`Input::CommitArrived`] can be refused.
+    #[inline]
     pub fn handle(&mut self, now: Time, input: Input) -> Result<(), Refused> {
-        // A commit changes no retry deadline: skip rescanning them on the hot path.
-        let retries_changed = !matches!(input, Input::CommitArrived(_));
         match input {
-            Input::CommitArrived(payload) => self.on_commit(now, payload)?,
+            Input::CommitArrived(payload) => self.on_commit(now, payload),
+            other => {
+                self.handle_event(now, other);
+                Ok(())
+            }
+        }
+    }
+
+    /// Everything but commits: completions, the timer, shutdown.
+    #[inline(never)]
+    fn handle_event(&mut self, now: Time, input: Input) {
+        match input {
+            Input::CommitArrived(_) => unreachable!("commits take the fast path"),
             Input::PutFinished { request, outcome } => self.on_put_finished(now, request, outcome),
             Input::HeadFinished { request, outcome } => self.on_head_finished(now, request, outcome),
             Input::ListFinished { request, outcome } => self.on_list_finished(now, request, outcome),
@@ -333,41 +346,55 @@ impl Persister {
             Input::ShutdownRequested => self.on_shutdown(),
         }
         self.make_progress(now);
-        if retries_changed {
-            self.retry_deadline = self.next_retry();
-        }
+        self.retry_deadline = self.next_retry();
         self.refresh_timer(now);
-        Ok(())
     }
 
     // ---- commits -------------------------------------------------------
 
+    /// The hot path: one commit into the open batch. A commit changes no
+    /// retry deadline, and the timer only when it starts a batch or a batch
+    /// goes out.
+    #[inline]
     fn on_commit(&mut self, now: Time, payload: Bytes) -> Result<(), Refused> {
-        match &self.phase {
-            Phase::Writing => {}
-            Phase::Listing { .. } | Phase::ReadingBack { .. } | Phase::Fencing(_) => return Err(Refused::Recovering),
-            Phase::Draining | Phase::Done => return Err(Refused::ShuttingDown),
-            Phase::Failed(f) => return Err(Refused::Failed(f.clone())),
+        if !matches!(self.phase, Phase::Writing) {
+            return Err(self.refusal());
         }
         let max = self.max_commit_len();
         if payload.len() > max {
             return Err(Refused::TooLarge { len: payload.len(), max });
         }
-        self.batcher.push(now, self.next_seq, &payload);
+        let started = self.batcher.push(now, self.next_seq, &payload);
         self.next_seq = self.next_seq.next();
         self.budget.used += payload.len() as u64;
         if self.budget.used > self.budget.limit && !self.budget.producers_waiting {
             self.budget.producers_waiting = true;
             self.actions.push_back(Action::ProducersMustWait);
         }
+        let send = if self.window.is_empty() { SendNow::Idle } else { SendNow::IfTriggered };
+        if started || self.batcher.has_ready(now, send) {
+            self.send_ready_batches(now);
+            self.refresh_timer(now);
+        }
         Ok(())
+    }
+
+    #[cold]
+    fn refusal(&self) -> Refused {
+        match &self.phase {
+            Phase::Failed(f) => Refused::Failed(f.clone()),
+            Phase::Draining | Phase::Done => Refused::ShuttingDown,
+            Phase::Listing { .. } | Phase::ReadingBack { .. } | Phase::Fencing(_) | Phase::Writing => {
+                Refused::Recovering
+            }
+        }
     }
 
     /// A commit must fit the format's length field and the byte budget (a
     /// producer waiting for more budget than exists would wait forever).
+    #[inline]
     fn max_commit_len(&self) -> usize {
-        let budget = usize::try_from(self.budget.limit).unwrap_or(usize::MAX);
-        budget.min(u32::MAX as usize)
+        self.budget.max_commit
     }
 
     // ---- recovery ------------------------------------------------------
@@ -825,6 +852,9 @@ impl Persister {
             self.actions.push_back(Action::Durable { commits });
         }
         self.release_budget(released.payload_bytes);
+        for body in released.bodies {
+            self.batcher.recycle(body);
+        }
     }
 
     fn release_budget(&mut self, bytes: u64) {

@@ -75,6 +75,8 @@ pub(crate) struct Released {
     pub commits: Option<CommitRange>,
     /// Their payload bytes.
     pub payload_bytes: u64,
+    /// The released objects' bytes, for their buffers to be reused.
+    pub bodies: Vec<Bytes>,
 }
 
 impl Window {
@@ -172,6 +174,7 @@ impl Window {
             debug_assert_eq!(slot.commits.start, end, "acks are contiguous");
             end = slot.commits.end;
             released.payload_bytes += slot.payload_bytes;
+            released.bodies.push(slot.body);
             self.durable = self.durable.next();
         }
         if end != expected {
