@@ -1,1 +1,721 @@
-fn main() {}
+//! Throughput of the sans-IO [`Persister`] and of the object format, each
+//! next to the cheapest thing that could do the same job.
+//!
+//! One run measures, with criterion groups and then again with its own
+//! `Instant`-based timing (median of a few repetitions) for a summary table:
+//!
+//! 1. the state machine alone: `N` commits of 100 bytes (and of 4 KiB) fed
+//!    through `Persister::handle`, every PUT completed at once, in batches of
+//!    [`PUTS_PER_COMPLETION`] and in reverse order;
+//! 2. a baseline: the same `N` payloads appended to a `Vec<u8>` that was
+//!    reserved once for all of them and is cleared and reused between runs
+//!    (so neither reallocation nor first-touch page faults are counted);
+//! 3. `format::encode_batch`, `BatchBuilder` push + seal and `format::decode`
+//!    of a ~1 MiB batch, next to a `copy_from_slice` of as many bytes.
+//!
+//! `cargo bench --bench machine` runs everything; with `S3WAL_BENCH_QUICK=1`
+//! the counts and sample sizes shrink so the whole run takes seconds.
+//! Under `cargo test --benches` criterion runs every benchmark once and the
+//! summary runs with tiny counts, as a smoke test.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use s3wal::format::{self, BatchBuilder, Header, COMMIT_OVERHEAD};
+use s3wal::{
+    Action, CommitSeq, Config, Epoch, Identity, Input, LeaderId, Persister, Position, PutOutcome, RequestId,
+    StartPoint, Time, ValidConfig,
+};
+
+static PAYLOAD_100: [u8; 100] = [0x5a; 100];
+static PAYLOAD_4K: [u8; 4096] = [0xa5; 4096];
+
+/// The machine seals a batch once its commits reach this many bytes.
+const BATCH_THRESHOLD: u64 = 1 << 20;
+/// The format benchmarks encode batches of about this many payload bytes.
+const FORMAT_BATCH_BYTES: usize = 1 << 20;
+/// Outstanding PUTs are completed (newest first) once this many are pending.
+const PUTS_PER_COMPLETION: usize = 4;
+/// Simulated nanoseconds between two commits.
+const TICK_NANOS: u64 = 1;
+
+/// How big and how long this run is.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    label: &'static str,
+    /// 100-byte commits fed to the machine per run.
+    n_small: u64,
+    /// 4 KiB commits fed to the machine per run.
+    n_large: u64,
+    /// Repetitions of each summary measurement (the median is reported).
+    reps: usize,
+    /// Wall time each summary repetition of a format measurement runs for.
+    format_rep_time: Duration,
+    machine_samples: usize,
+    machine_warm_up: Duration,
+    machine_measure: Duration,
+    format_samples: usize,
+    format_warm_up: Duration,
+    format_measure: Duration,
+}
+
+impl Settings {
+    fn full() -> Settings {
+        Settings {
+            label: "full",
+            n_small: 2_000_000,
+            n_large: 250_000,
+            reps: 7,
+            format_rep_time: Duration::from_millis(200),
+            machine_samples: 10,
+            machine_warm_up: Duration::from_secs(1),
+            machine_measure: Duration::from_secs(3),
+            format_samples: 50,
+            format_warm_up: Duration::from_secs(1),
+            format_measure: Duration::from_secs(2),
+        }
+    }
+
+    fn quick() -> Settings {
+        Settings {
+            label: "quick (S3WAL_BENCH_QUICK=1)",
+            n_small: 200_000,
+            n_large: 20_000,
+            reps: 3,
+            format_rep_time: Duration::from_millis(30),
+            machine_samples: 10,
+            machine_warm_up: Duration::from_millis(100),
+            machine_measure: Duration::from_millis(300),
+            format_samples: 10,
+            format_warm_up: Duration::from_millis(100),
+            format_measure: Duration::from_millis(200),
+        }
+    }
+
+    /// `cargo test --benches`: criterion runs each benchmark once; keep the
+    /// summary a correctness check.
+    fn smoke() -> Settings {
+        Settings {
+            label: "smoke test (criterion test mode)",
+            n_small: 20_000,
+            n_large: 2_000,
+            reps: 1,
+            format_rep_time: Duration::from_millis(1),
+            ..Settings::quick()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Driving the machine
+// ---------------------------------------------------------------------------
+
+fn bench_config() -> ValidConfig {
+    Config { batch_size_threshold: BATCH_THRESHOLD, ..Config::default() }
+        .validate()
+        .expect("the bench configuration is valid")
+}
+
+fn start_point() -> StartPoint {
+    StartPoint { position: Position(0), next_commit: CommitSeq(0), epoch: Epoch::default() }
+}
+
+fn identity() -> Identity {
+    Identity { leader: LeaderId(1), nonce: 0x5eed, jitter_seed: 42 }
+}
+
+/// What one run of the machine did, checked so the bench cannot silently
+/// measure nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RunReport {
+    /// Commits reported durable (the sum of every `Durable` range).
+    durable: u64,
+    /// Commits reported accepted (packed into a batch and sent).
+    accepted: u64,
+    puts: u64,
+    batches: u64,
+    /// Batches that held a single commit (sent by the idle fast path).
+    single_commit_batches: u64,
+    /// Payload bytes of every PUT body, header and checksum included.
+    body_bytes: u64,
+}
+
+/// A driver that does no I/O: every PUT succeeds as soon as a few are pending.
+struct Driver {
+    machine: Persister,
+    now: u64,
+    /// Requests issued and not yet completed, oldest first.
+    pending: Vec<RequestId>,
+    /// The batch of requests being completed (kept to reuse its allocation).
+    completing: Vec<RequestId>,
+    timer: Option<Time>,
+    producers_wait: bool,
+    ready: bool,
+    shut_down: bool,
+    report: RunReport,
+}
+
+impl Driver {
+    fn new(config: ValidConfig) -> Driver {
+        let mut driver = Driver {
+            machine: Persister::resume(config, identity(), start_point()),
+            now: 0,
+            pending: Vec::with_capacity(64),
+            completing: Vec::with_capacity(64),
+            timer: None,
+            producers_wait: false,
+            ready: false,
+            shut_down: false,
+            report: RunReport::default(),
+        };
+        driver.drain();
+        assert!(driver.ready, "resume reports Ready");
+        driver
+    }
+
+    /// Step 2 of the driving rule: carry out every action.
+    fn drain(&mut self) {
+        while let Some(action) = self.machine.poll_action() {
+            match action {
+                Action::Put(put) => {
+                    self.report.puts += 1;
+                    self.report.body_bytes += put.body.len() as u64;
+                    self.pending.push(put.request);
+                }
+                Action::Accepted { commits } => {
+                    self.report.accepted += commits.len();
+                    self.report.batches += 1;
+                    if commits.len() == 1 {
+                        self.report.single_commit_batches += 1;
+                    }
+                }
+                Action::Durable { commits } => {
+                    assert_eq!(commits.start.0, self.report.durable, "durable in order");
+                    self.report.durable = commits.end.0;
+                }
+                Action::SetTimer { at } => self.timer = Some(at),
+                Action::CancelTimer => self.timer = None,
+                Action::ProducersMustWait => self.producers_wait = true,
+                Action::ProducersMayContinue => self.producers_wait = false,
+                Action::Ready { .. } => self.ready = true,
+                Action::ShutdownComplete => self.shut_down = true,
+                other @ (Action::Head { .. } | Action::List { .. } | Action::Failed { .. }) => {
+                    panic!("unexpected action in a fault-free run: {other:?}")
+                }
+            }
+        }
+    }
+
+    /// Steps 1 and 2 of the driving rule, then step 3 (the timer).
+    fn feed(&mut self, input: Input) {
+        self.machine.handle(Time(self.now), input).expect("the machine accepts every input of a fault-free run");
+        self.drain();
+        if let Some(at) = self.timer {
+            if at.as_nanos() <= self.now {
+                self.timer = None;
+                self.machine.handle(Time(self.now), Input::TimerFired).expect("a timer is never refused");
+                self.drain();
+            }
+        }
+    }
+
+    /// Completes every pending PUT, newest first.
+    fn complete_pending(&mut self) {
+        std::mem::swap(&mut self.pending, &mut self.completing);
+        while let Some(request) = self.completing.pop() {
+            self.feed(Input::PutFinished { request, outcome: PutOutcome::Created });
+        }
+    }
+
+    fn commit(&mut self, payload: &Bytes) {
+        self.now += TICK_NANOS;
+        self.feed(Input::CommitArrived(payload.clone()));
+        if self.pending.len() >= PUTS_PER_COMPLETION || self.producers_wait {
+            self.complete_pending();
+        }
+    }
+
+    /// Seals what is collecting and completes PUTs until the machine is done.
+    fn shut_down(mut self) -> RunReport {
+        self.feed(Input::ShutdownRequested);
+        while !self.shut_down {
+            assert!(!self.pending.is_empty(), "shutdown stalled with no PUT outstanding");
+            self.complete_pending();
+        }
+        self.report
+    }
+}
+
+/// Feeds `n` copies of `payload` through the machine and shuts it down.
+fn run_machine(config: &ValidConfig, n: u64, payload: &Bytes) -> RunReport {
+    let mut driver = Driver::new(config.clone());
+    for _ in 0..n {
+        driver.commit(payload);
+    }
+    let report = driver.shut_down();
+    assert_eq!(report.durable, n, "every commit must be reported durable");
+    assert_eq!(report.accepted, n, "every commit must be accepted once");
+    report
+}
+
+/// The baseline: append `n` copies of `payload` to `out` (already reserved).
+fn append_to_vec(out: &mut Vec<u8>, n: u64, payload: &[u8]) {
+    out.clear();
+    for _ in 0..n {
+        out.extend_from_slice(payload);
+    }
+}
+
+/// A second, cache-friendly baseline: the same appends into one buffer of
+/// about a batch's size, cleared whenever it reaches the batch threshold
+/// (what the machine's batch buffers do, without the machine).
+fn append_in_chunks(out: &mut Vec<u8>, n: u64, payload: &[u8]) {
+    out.clear();
+    for _ in 0..n {
+        if out.len() >= BATCH_THRESHOLD as usize {
+            out.clear();
+        }
+        out.extend_from_slice(payload);
+    }
+}
+
+/// Room for a threshold's worth of payloads and the one that crosses it.
+fn chunk_capacity(payload: &[u8]) -> usize {
+    BATCH_THRESHOLD as usize + payload.len()
+}
+
+// ---------------------------------------------------------------------------
+// The format
+// ---------------------------------------------------------------------------
+
+fn format_header() -> Header {
+    // Taken from an object the machine itself built, so that the bench names
+    // no field of `Header` and the header is the one the machine writes.
+    let mut machine = Persister::resume(bench_config(), identity(), start_point());
+    machine.handle(Time(1), Input::CommitArrived(Bytes::from_static(b"x"))).expect("accepted");
+    let body = std::iter::from_fn(|| machine.poll_action())
+        .find_map(|action| match action {
+            Action::Put(put) => Some(put.body),
+            _ => None,
+        })
+        .expect("an idle machine sends its first commit at once");
+    let header = format::decode(&body).expect("the machine's object decodes").header;
+    Header { count: 0, ..header }
+}
+
+/// The commits of a ~1 MiB batch of `payload`-sized commits.
+fn batch_commits(payload: &'static [u8]) -> Vec<Bytes> {
+    let count = FORMAT_BATCH_BYTES.div_ceil(payload.len());
+    vec![Bytes::from_static(payload); count]
+}
+
+fn encode_with_builder(header: Header, payload: &[u8], count: usize) -> Bytes {
+    let mut builder = BatchBuilder::with_capacity(count * (payload.len() + COMMIT_OVERHEAD));
+    for _ in 0..count {
+        builder.push(payload);
+    }
+    builder.seal(header).0
+}
+
+/// Everything the format measurements of one commit size need.
+struct FormatCase {
+    name: &'static str,
+    header: Header,
+    payload: &'static [u8],
+    commits: Vec<Bytes>,
+    object: Bytes,
+    copy_dst: Vec<u8>,
+}
+
+impl FormatCase {
+    fn new(name: &'static str, payload: &'static [u8]) -> FormatCase {
+        let header = format_header();
+        let commits = batch_commits(payload);
+        let (object, _) = format::encode_batch(header, &commits);
+        let decoded = format::decode(&object).expect("own encoding decodes");
+        assert_eq!(decoded.commits, commits);
+        assert_eq!(encode_with_builder(header, payload, commits.len()), object);
+        let copy_dst = vec![0u8; object.len()];
+        FormatCase { name, header, payload, commits, object, copy_dst }
+    }
+
+    fn encode(&self) -> Bytes {
+        format::encode_batch(self.header, black_box(&self.commits)).0
+    }
+
+    fn build(&self) -> Bytes {
+        encode_with_builder(self.header, black_box(self.payload), self.commits.len())
+    }
+
+    fn decode(&self) -> format::Object {
+        format::decode(black_box(&self.object)).expect("valid object")
+    }
+
+    fn memcpy(&mut self) {
+        black_box(&mut self.copy_dst[..]).copy_from_slice(black_box(&self.object[..]));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Criterion groups
+// ---------------------------------------------------------------------------
+
+fn machine_group(c: &mut Criterion, s: &Settings, name: &str, payload: &'static [u8], n: u64) {
+    let config = bench_config();
+    let bytes = Bytes::from_static(payload);
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(s.machine_samples)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(s.machine_warm_up)
+        .measurement_time(s.machine_measure)
+        .throughput(Throughput::Elements(n));
+    group.bench_function(BenchmarkId::new("persister", n), |b| b.iter(|| run_machine(&config, black_box(n), &bytes)));
+    let mut reserved = Vec::with_capacity(n as usize * payload.len());
+    group.bench_function(BenchmarkId::new("vec_reserved", n), |b| {
+        b.iter(|| {
+            append_to_vec(&mut reserved, black_box(n), black_box(payload));
+            black_box(reserved.len())
+        })
+    });
+    drop(reserved);
+    let mut chunk = Vec::with_capacity(chunk_capacity(payload));
+    group.bench_function(BenchmarkId::new("vec_1mib_chunks", n), |b| {
+        b.iter(|| {
+            append_in_chunks(&mut chunk, black_box(n), black_box(payload));
+            black_box(chunk.len())
+        })
+    });
+    group.finish();
+}
+
+fn format_group(c: &mut Criterion, s: &Settings, case: &mut FormatCase) {
+    let mut group = c.benchmark_group(format!("format_{}", case.name));
+    group
+        .sample_size(s.format_samples)
+        .warm_up_time(s.format_warm_up)
+        .measurement_time(s.format_measure)
+        .throughput(Throughput::Bytes(case.object.len() as u64));
+    bench_format(&mut group, case);
+    group.finish();
+}
+
+fn bench_format(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, case: &mut FormatCase) {
+    group.bench_function("encode_batch", |b| b.iter(|| case.encode()));
+    group.bench_function("builder_push_seal", |b| b.iter(|| case.build()));
+    group.bench_function("decode", |b| b.iter(|| case.decode()));
+    group.bench_function("memcpy", |b| b.iter(|| case.memcpy()));
+}
+
+// ---------------------------------------------------------------------------
+// The summary, timed with Instant in this process
+// ---------------------------------------------------------------------------
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let mid = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[mid]
+    } else {
+        (xs[mid - 1] + xs[mid]) / 2.0
+    }
+}
+
+/// Seconds per call of `f`: the median over `reps` repetitions, each running
+/// `f` often enough to last about `rep_time` (at least once), after one
+/// untimed warm-up call.
+fn seconds_per_call(reps: usize, rep_time: Duration, mut f: impl FnMut()) -> f64 {
+    let started = Instant::now();
+    f();
+    let one = started.elapsed().as_secs_f64().max(1e-9);
+    let calls = ((rep_time.as_secs_f64() / one) as u64).max(1);
+    let samples = (0..reps)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..calls {
+                f();
+            }
+            started.elapsed().as_secs_f64() / calls as f64
+        })
+        .collect();
+    median(samples)
+}
+
+struct MachineRow {
+    name: &'static str,
+    n: u64,
+    machine_secs: f64,
+    vec_secs: f64,
+    chunk_secs: f64,
+    report: RunReport,
+    /// Minor page faults of one (untimed) machine run, if the OS tells.
+    faults: Option<u64>,
+}
+
+impl MachineRow {
+    fn machine_rate(&self) -> f64 {
+        self.n as f64 / self.machine_secs
+    }
+
+    fn vec_rate(&self) -> f64 {
+        self.n as f64 / self.vec_secs
+    }
+
+    fn ratio(&self) -> f64 {
+        self.machine_secs / self.vec_secs
+    }
+
+    fn chunk_rate(&self) -> f64 {
+        self.n as f64 / self.chunk_secs
+    }
+
+    fn chunk_ratio(&self) -> f64 {
+        self.machine_secs / self.chunk_secs
+    }
+}
+
+fn measure_machine(s: &Settings, name: &'static str, payload: &'static [u8], n: u64) -> MachineRow {
+    let config = bench_config();
+    let bytes = Bytes::from_static(payload);
+    let mut report = RunReport::default();
+    let machine_secs = seconds_per_call(s.reps, Duration::ZERO, || {
+        report = run_machine(&config, black_box(n), &bytes);
+    });
+    let mut out = Vec::with_capacity(n as usize * payload.len());
+    let vec_secs = seconds_per_call(s.reps, Duration::ZERO, || {
+        append_to_vec(&mut out, black_box(n), black_box(payload));
+        black_box(out.len());
+    });
+    assert_eq!(out.len() as u64, n * payload.len() as u64);
+    drop(out);
+    let before = minor_faults();
+    run_machine(&config, n, &bytes);
+    let faults = before.zip(minor_faults()).map(|(a, b)| b - a);
+    let mut chunk = Vec::with_capacity(chunk_capacity(payload));
+    let chunk_secs = seconds_per_call(s.reps, Duration::ZERO, || {
+        append_in_chunks(&mut chunk, black_box(n), black_box(payload));
+        black_box(chunk.len());
+    });
+    MachineRow { name, n, machine_secs, vec_secs, chunk_secs, report, faults }
+}
+
+/// Minor page faults of this process so far (Linux `/proc/self/stat`).
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the parenthesised command name: state, ppid, pgrp, session,
+    // tty_nr, tpgid, flags, minflt.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(7)?.parse().ok()
+}
+
+struct FormatRow {
+    name: &'static str,
+    commits: usize,
+    bytes: usize,
+    encode_secs: f64,
+    build_secs: f64,
+    decode_secs: f64,
+    memcpy_secs: f64,
+}
+
+impl FormatRow {
+    fn gbps(&self, secs: f64) -> f64 {
+        self.bytes as f64 / secs / 1e9
+    }
+}
+
+fn measure_format(s: &Settings, case: &mut FormatCase) -> FormatRow {
+    let t = s.format_rep_time;
+    let encode_secs = seconds_per_call(s.reps, t, || drop(black_box(case.encode())));
+    let build_secs = seconds_per_call(s.reps, t, || drop(black_box(case.build())));
+    let decode_secs = seconds_per_call(s.reps, t, || drop(black_box(case.decode())));
+    let memcpy_secs = seconds_per_call(s.reps, t, || case.memcpy());
+    FormatRow {
+        name: case.name,
+        commits: case.commits.len(),
+        bytes: case.object.len(),
+        encode_secs,
+        build_secs,
+        decode_secs,
+        memcpy_secs,
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+fn print_summary(s: &Settings, machines: &[MachineRow], formats: &[FormatRow]) {
+    println!();
+    println!(
+        "==== s3wal bench summary: {} mode; own timing (std::time::Instant), median of {} reps ====",
+        s.label, s.reps
+    );
+    println!(
+        "machine: {} MiB size threshold, PUTs completed {} at a time newest first, +{} ns per commit",
+        BATCH_THRESHOLD >> 20,
+        PUTS_PER_COMPLETION,
+        TICK_NANOS
+    );
+    println!("Vec baseline: extend_from_slice into a Vec reserved once for all N payloads, cleared and reused");
+    println!("Vec 1MiB (extra, cache-friendly): one Vec of 1 MiB + 1 payload, cleared whenever it reaches 1 MiB");
+    println!();
+    let header = [
+        ("commits", ""),
+        ("N", ""),
+        ("PUTs", ""),
+        ("1-commit", "batches"),
+        ("page", "faults/PUT"),
+        ("machine", "ms/run"),
+        ("machine", "M/s"),
+        ("Vec", "M/s"),
+        ("machine/", "Vec time"),
+        ("Vec 1MiB", "M/s"),
+        ("machine/", "1MiB time"),
+    ];
+    for line in [0, 1] {
+        let cells: Vec<String> = header
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let text = if line == 0 { h.0 } else { h.1 };
+                if i == 0 {
+                    format!("{text:<8}")
+                } else {
+                    format!("{text:>10}")
+                }
+            })
+            .collect();
+        println!("{}", cells.join(" "));
+    }
+    for m in machines {
+        let faults = match m.faults {
+            Some(f) => format!("{:.1}", f as f64 / m.report.puts.max(1) as f64),
+            None => "n/a".to_string(),
+        };
+        println!(
+            "{:<8} {:>10} {:>10} {:>10} {:>10} {:>10.2} {:>10.2} {:>10.2} {:>9.2}x {:>10.2} {:>9.2}x",
+            m.name,
+            m.n,
+            m.report.puts,
+            m.report.single_commit_batches,
+            faults,
+            m.machine_secs * 1e3,
+            m.machine_rate() / 1e6,
+            m.vec_rate() / 1e6,
+            m.ratio(),
+            m.chunk_rate() / 1e6,
+            m.chunk_ratio()
+        );
+    }
+    println!(
+        "page faults/PUT: minor faults of one untimed machine run per PUT; about 256 means each 1 MiB batch \
+         buffer was fresh memory from the OS (the allocator gave the last one back), which then dominates"
+    );
+    println!();
+    println!(
+        "{:<14} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "batch of", "commits", "bytes", "encode", "builder", "decode", "memcpy", "encode/", "builder/", "decode/"
+    );
+    println!(
+        "{:<14} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "", "", "", "GB/s", "GB/s", "GB/s", "GB/s", "memcpy", "memcpy", "memcpy"
+    );
+    for f in formats {
+        let memcpy = f.gbps(f.memcpy_secs);
+        println!(
+            "{:<14} {:>8} {:>10} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>8.1}% {:>8.1}% {:>8.1}%",
+            f.name,
+            f.commits,
+            f.bytes,
+            f.gbps(f.encode_secs),
+            f.gbps(f.build_secs),
+            f.gbps(f.decode_secs),
+            memcpy,
+            100.0 * f.gbps(f.encode_secs) / memcpy,
+            100.0 * f.gbps(f.build_secs) / memcpy,
+            100.0 * f.gbps(f.decode_secs) / memcpy,
+        );
+    }
+    println!();
+    println!("ratios (GB = 1e9 bytes; targets are context, not assertions):");
+    for m in machines {
+        let target = if m.name.starts_with("100") {
+            let ok = m.machine_rate() >= 20e6 && m.ratio() <= 2.0;
+            format!("   [target >= 20 M commits/s and <= 2 x: {}]", verdict(ok))
+        } else {
+            String::new()
+        };
+        println!(
+            "machine {}: {:.2} M commits/s; Vec baseline: {:.2} M commits/s; ratio machine/baseline time: {:.2} x{}",
+            m.name,
+            m.machine_rate() / 1e6,
+            m.vec_rate() / 1e6,
+            m.ratio(),
+            target
+        );
+        println!(
+            "  (vs Vec 1MiB baseline: {:.2} M commits/s; ratio machine/baseline time: {:.2} x)",
+            m.chunk_rate() / 1e6,
+            m.chunk_ratio()
+        );
+    }
+    for f in formats {
+        let memcpy = f.gbps(f.memcpy_secs);
+        for (what, secs) in [("encode", f.encode_secs), ("builder push+seal", f.build_secs), ("decode", f.decode_secs)]
+        {
+            let gbps = f.gbps(secs);
+            let pct = 100.0 * gbps / memcpy;
+            println!(
+                "{what} {}-commit batch: {gbps:.2} GB/s; memcpy: {memcpy:.2} GB/s; A/B = {pct:.1} %   [target >= 50 %: {}]",
+                f.name,
+                verdict(pct >= 50.0)
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    // As criterion decides: without `--bench` (cargo test) it only tests.
+    let test_mode = has("--test") || !has("--bench");
+    let quick = std::env::var("S3WAL_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let settings = if test_mode {
+        Settings::smoke()
+    } else if quick {
+        Settings::quick()
+    } else {
+        Settings::full()
+    };
+    let s = &settings;
+    let started = Instant::now();
+
+    let mut c = Criterion::default().configure_from_args();
+    let mut small = FormatCase::new("100B", &PAYLOAD_100);
+    let mut large = FormatCase::new("4KiB", &PAYLOAD_4K);
+    machine_group(&mut c, s, "machine_100B", &PAYLOAD_100, s.n_small);
+    machine_group(&mut c, s, "machine_4KiB", &PAYLOAD_4K, s.n_large);
+    format_group(&mut c, s, &mut small);
+    format_group(&mut c, s, &mut large);
+    c.final_summary();
+
+    // `--list` only names the benchmarks; `--profile-time` profiles one.
+    if has("--list") || has("--profile-time") {
+        return;
+    }
+    let machines =
+        [measure_machine(s, "100B", &PAYLOAD_100, s.n_small), measure_machine(s, "4KiB", &PAYLOAD_4K, s.n_large)];
+    let formats = [measure_format(s, &mut small), measure_format(s, &mut large)];
+    print_summary(s, &machines, &formats);
+    println!();
+    println!("total bench time: {:.1} s", started.elapsed().as_secs_f64());
+}

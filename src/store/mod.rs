@@ -11,9 +11,13 @@
 
 mod dir;
 mod mem;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use dir::DirStore;
 pub use mem::MemStore;
+#[cfg(feature = "s3")]
+pub use s3::{S3Error, S3Options, S3Store};
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -1,0 +1,25 @@
+//! Log objects for unit tests, built in one place so that a change to the
+//! library's header touches one function.
+
+use bytes::Bytes;
+use s3wal::format::{encode_batch, Header, ObjectKind};
+use s3wal::{CommitSeq, Epoch, LeaderId, Position, Time};
+use std::time::Duration;
+
+use crate::s3_model::{S3Model, StoredObject};
+
+/// Writes a batch of `commits` at `position`, starting at `first_seq`.
+pub fn put_batch(store: &mut S3Model, position: u64, first_seq: u64, commits: Vec<Bytes>) {
+    let header = Header {
+        kind: ObjectKind::Batch,
+        leader: LeaderId(1),
+        epoch: Epoch::default(),
+        position: Position(position),
+        first_seq: CommitSeq(first_seq),
+        count: 0,
+        base_epoch: Epoch::default(),
+    };
+    let (body, _) = encode_batch(header, &commits);
+    let object = StoredObject { body, metadata: Vec::new() };
+    store.put_if_absent(&Position(position).key(), object, Time::ZERO, Duration::ZERO);
+}

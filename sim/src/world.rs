@@ -1,0 +1,744 @@
+//! The world: virtual time, the workload, the store behind its fault layer,
+//! and the instances it drives.
+//!
+//! One event at a time, earliest first. Every instance is driven by the rule
+//! of `s3wal::protocol`: feed one input, drain `poll_action` until it is
+//! empty, carry out each action. Requests go through the fault layer and the
+//! latency model to the [`S3Model`]: a request *arrives* (and is applied) at
+//! one instant and is *answered* at a later one, so answers reorder and a
+//! request can land although its answer is lost. The [`Checker`] hears every
+//! report and checks the invariants after every step.
+//!
+//! Instances are kept by [`InstanceId`], each with its own timer and requests
+//! in flight, so that crashed, paused and restarted instances can join the
+//! one that runs today.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use s3wal::format::{ObjectKind, ObjectTag, TAG_METADATA_KEY};
+use s3wal::{
+    Action, CommitRange, CommitSeq, Epoch, Fault, HeadOutcome, Input, ListOutcome, Persister, Position, PutOutcome,
+    PutRequest, RequestId, StartPoint, Time,
+};
+
+use crate::checker::{Checker, Invariant, Violation, WindowState};
+use crate::event_queue::EventQueue;
+use crate::faults::{AnswerAt, FaultClass, FaultEffect, FaultInjector, PhaseChange, Reach, RequestKind};
+use crate::instance::{Instance, InstanceId, OpId, Status, TimerGeneration};
+use crate::knobs::RunKnobs;
+use crate::latency::{LatencyModel, Timing};
+use crate::report::{failure_kind, Outcome, RunReport, StoreCounts};
+use crate::s3_model::{PutResult, S3Model, StoredObject};
+use crate::sampling::{stream, Stream};
+use crate::trace::{Range, Size, Trace, TraceTime};
+use crate::workload::{ProducerId, Workload};
+
+/// The most events one run may take before it counts as hung.
+const MAX_EVENTS: u64 = 5_000_000;
+/// The most virtual time one run may take before it counts as hung.
+const MAX_SIM_TIME: Duration = Duration::from_secs(24 * 3600);
+
+/// How to run a seed.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Commits the workload issues.
+    pub commits: u64,
+    /// Whether to keep the trace.
+    pub trace: bool,
+    /// A bug to plant in the world, to show the checker catches it.
+    pub planted_bug: Option<PlantedBug>,
+    /// How instances start.
+    pub start: StartMode,
+    /// Called on every machine the world builds, before it is driven. Tests
+    /// use it to plant the library's deliberate bugs (`Persister::plant`,
+    /// behind s3wal's `planted-bugs` feature) without this crate needing it.
+    pub prepare_machine: Option<fn(&mut Persister)>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { commits: 1000, trace: false, planted_bug: None, start: StartMode::Resume, prepare_machine: None }
+    }
+}
+
+/// How the world starts an instance.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum StartMode {
+    /// `Persister::resume` at position 0, commit 0: the write path alone.
+    #[default]
+    Resume,
+    /// `Persister::recover`: one LIST, read-back, fences, then `Ready`.
+    Recover,
+}
+
+/// A deliberate bug in the world, for tests that show the checker can fail.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// The store answers `Created` to the first conditional PUT that would
+    /// create its object, without writing it.
+    CreatedWithoutWriting,
+}
+
+/// Something due at a point of virtual time.
+#[derive(Debug)]
+enum Event {
+    /// A producer issues its next commit.
+    Produce(ProducerId),
+    /// An instance may take commits again: hand over the parked ones.
+    Resume,
+    /// A request reaches the store.
+    Arrive(OpId),
+    /// A request's answer reaches its instance.
+    Respond(OpId),
+    /// An instance's timer is due.
+    Timer(InstanceId, TimerGeneration),
+    /// The application asks an instance to shut down.
+    Shutdown(InstanceId),
+}
+
+/// What a request asks the store.
+#[derive(Debug)]
+enum StoreOp {
+    Put { position: Position, key: String, object: StoredObject },
+    Head { position: Position, key: String },
+    List { prefix: String, max_keys: u32 },
+}
+
+impl StoreOp {
+    fn kind(&self) -> RequestKind {
+        match self {
+            StoreOp::Put { .. } => RequestKind::Put,
+            StoreOp::Head { .. } => RequestKind::Head,
+            StoreOp::List { .. } => RequestKind::List,
+        }
+    }
+
+    fn body_len(&self) -> usize {
+        match self {
+            StoreOp::Put { object, .. } => object.body.len(),
+            StoreOp::Head { .. } | StoreOp::List { .. } => 0,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            StoreOp::Put { position, .. } => format!("put {position}"),
+            StoreOp::Head { position, .. } => format!("head {position}"),
+            StoreOp::List { prefix, .. } => format!("list {prefix}"),
+        }
+    }
+}
+
+/// What the store answered, before any fault replaces it.
+#[derive(Debug)]
+enum Answer {
+    Put(PutOutcome),
+    Head(HeadOutcome),
+    List(ListOutcome),
+}
+
+/// One request on its way.
+#[derive(Debug)]
+struct InFlight {
+    instance: InstanceId,
+    request: RequestId,
+    op: StoreOp,
+    processing: Duration,
+    /// What the client hears instead of the store's answer.
+    fault: Option<Fault>,
+    answer: Option<Answer>,
+}
+
+impl InFlight {
+    /// The input the answer becomes.
+    fn input(self) -> Input {
+        let request = self.request;
+        match (self.op.kind(), self.fault, self.answer) {
+            (RequestKind::Put, Some(fault), _) => Input::PutFinished { request, outcome: PutOutcome::Failed(fault) },
+            (RequestKind::Head, Some(fault), _) => Input::HeadFinished { request, outcome: HeadOutcome::Failed(fault) },
+            (RequestKind::List, Some(fault), _) => Input::ListFinished { request, outcome: ListOutcome::Failed(fault) },
+            (_, None, Some(Answer::Put(outcome))) => Input::PutFinished { request, outcome },
+            (_, None, Some(Answer::Head(outcome))) => Input::HeadFinished { request, outcome },
+            (_, None, Some(Answer::List(outcome))) => Input::ListFinished { request, outcome },
+            (_, None, None) => unreachable!("{request} answered before it reached the store"),
+        }
+    }
+}
+
+/// When a request lands (possibly twice, possibly never) and when its
+/// answer comes back.
+#[derive(Debug)]
+struct Plan {
+    arrivals: Vec<Time>,
+    answer_at: Time,
+    fault: Option<Fault>,
+    class: Option<FaultClass>,
+    slow_timeout: bool,
+}
+
+impl Plan {
+    fn new(now: Time, timing: Timing, effect: Option<FaultEffect>, timeout: Duration) -> Plan {
+        let arrival = now + timing.to_store;
+        let usual = now + timing.round_trip();
+        let deadline = now + timeout;
+        let Some(effect) = effect else {
+            let slow = usual > deadline;
+            return Plan {
+                arrivals: vec![arrival],
+                answer_at: if slow { deadline } else { usual },
+                fault: slow.then_some(Fault::TimedOut),
+                class: None,
+                slow_timeout: slow,
+            };
+        };
+        let (arrivals, usual) = match effect.reach {
+            Reach::Never => (vec![], usual),
+            Reach::OnTime => (vec![arrival], usual),
+            Reach::AfterTimeout => (vec![deadline + timing.to_store], usual),
+            Reach::Twice(gap) => (vec![arrival, arrival + gap], usual + gap),
+        };
+        let answer_at = match effect.answer_at {
+            AnswerAt::Quickly => arrival,
+            AnswerAt::AsUsual => usual,
+            AnswerAt::AtTimeout => deadline,
+        };
+        Plan { arrivals, answer_at, fault: effect.fault, class: Some(effect.class), slow_timeout: false }
+    }
+}
+
+/// A commit issued by a producer, waiting to be handed over.
+#[derive(Debug)]
+struct Parked {
+    producer: ProducerId,
+    index: u64,
+    payload: Bytes,
+}
+
+type Checked = Result<(), Violation>;
+
+/// The simulated world of one run.
+#[derive(Debug)]
+pub struct World {
+    seed: u64,
+    knobs: RunKnobs,
+    now: Time,
+    queue: EventQueue<Event>,
+    store: S3Model,
+    instances: BTreeMap<InstanceId, Instance>,
+    /// The instance the producers hand their commits to.
+    leader: InstanceId,
+    requests: BTreeMap<OpId, InFlight>,
+    next_op: u64,
+    workload: Workload,
+    parked: VecDeque<Parked>,
+    shutdown_scheduled: bool,
+    latency: LatencyModel,
+    latency_rng: ChaCha8Rng,
+    faults: FaultInjector,
+    fault_rng: ChaCha8Rng,
+    checker: Checker,
+    trace: Trace,
+    planted_bug: Option<PlantedBug>,
+    start: StartMode,
+    prepare_machine: Option<fn(&mut Persister)>,
+    events: u64,
+    store_counts: StoreCounts,
+    refused: u64,
+    producer_waits: u64,
+    instance_failure: Option<(String, String)>,
+    failed_after_faults_stopped: bool,
+    outcome: Outcome,
+}
+
+impl World {
+    /// The world of `seed`, with the knobs the seed drew.
+    pub fn new(seed: u64, knobs: RunKnobs, options: &RunOptions) -> World {
+        let max_in_flight = knobs.config.max_in_flight_requests as usize;
+        let mut trace = Trace::new(options.trace);
+        trace.note(|| format!("seed {seed}"));
+        for line in knobs.summary_lines() {
+            trace.note(|| line);
+        }
+        World {
+            seed,
+            now: Time::ZERO,
+            queue: EventQueue::new(),
+            store: S3Model::new(),
+            instances: BTreeMap::new(),
+            leader: InstanceId(1),
+            requests: BTreeMap::new(),
+            next_op: 0,
+            workload: Workload::new(knobs.workload.clone(), stream(seed, Stream::Workload)),
+            parked: VecDeque::new(),
+            shutdown_scheduled: false,
+            latency: LatencyModel::new(knobs.latency.clone()),
+            latency_rng: stream(seed, Stream::Latency),
+            faults: FaultInjector::new(knobs.faults.clone()),
+            fault_rng: stream(seed, Stream::Faults),
+            checker: Checker::new(max_in_flight),
+            trace,
+            planted_bug: options.planted_bug,
+            start: options.start,
+            prepare_machine: options.prepare_machine,
+            events: 0,
+            store_counts: StoreCounts::default(),
+            refused: 0,
+            producer_waits: 0,
+            instance_failure: None,
+            failed_after_faults_stopped: false,
+            outcome: Outcome::Passed,
+            knobs,
+        }
+    }
+
+    /// Runs to the end, or to the first violation.
+    pub fn run(&mut self) {
+        if let Err(violation) = self.run_to_end() {
+            self.outcome = Outcome::Violated { violation, trace_line: self.trace.len() };
+        }
+    }
+
+    /// Records that the run panicked (the caller caught it).
+    pub fn record_panic(&mut self, message: String) {
+        self.outcome = Outcome::Panicked { message, trace_line: self.trace.len() };
+    }
+
+    /// What the run did.
+    pub fn into_report(self) -> RunReport {
+        RunReport {
+            seed: self.seed,
+            sim_time: self.now,
+            events: self.events,
+            faults: self.faults.counts().clone(),
+            store: StoreCounts { objects: self.store.len() as u64, ..self.store_counts },
+            checks: self.checker.checks(),
+            commits_issued: self.workload.issued(),
+            commits_handed_over: self.checker.handed_over(),
+            commits_acked: self.checker.acked(),
+            commits_refused: self.refused,
+            producer_waits: self.producer_waits,
+            instance_failure: self.instance_failure,
+            failed_after_faults_stopped: self.failed_after_faults_stopped,
+            outcome: self.outcome,
+            knobs: self.knobs.summary_lines(),
+            trace: self.trace.into_lines(),
+        }
+    }
+
+    fn run_to_end(&mut self) -> Checked {
+        self.start_instance(self.leader)?;
+        let producers: Vec<ProducerId> = self.workload.producers().collect();
+        for producer in producers {
+            let at = self.now + self.workload.next_gap(producer);
+            self.queue.push(at, Event::Produce(producer));
+        }
+        while let Some((at, event)) = self.queue.pop() {
+            debug_assert!(at >= self.now, "time runs forward");
+            self.now = at;
+            self.events += 1;
+            self.check_limits()?;
+            self.dispatch(event)?;
+        }
+        self.checker.finish(self.now, &self.store)
+    }
+
+    fn check_limits(&self) -> Checked {
+        let time_limit = Time::ZERO + MAX_SIM_TIME;
+        if self.events <= MAX_EVENTS && self.now <= time_limit {
+            return Ok(());
+        }
+        Err(Violation {
+            invariant: Invariant::Liveness,
+            at: self.now,
+            instance: self.leader,
+            detail: format!(
+                "the run did not end within {MAX_EVENTS} events and {}s of virtual time",
+                MAX_SIM_TIME.as_secs()
+            ),
+        })
+    }
+
+    fn dispatch(&mut self, event: Event) -> Checked {
+        match event {
+            Event::Produce(producer) => self.on_produce(producer),
+            Event::Resume => self.hand_over_parked(),
+            Event::Arrive(op) => {
+                self.on_arrive(op);
+                Ok(())
+            }
+            Event::Respond(op) => self.on_respond(op),
+            Event::Timer(id, generation) => self.on_timer(id, generation),
+            Event::Shutdown(id) => self.on_shutdown(id),
+        }
+    }
+
+    // ---- instances -------------------------------------------------------
+
+    fn start_instance(&mut self, id: InstanceId) -> Checked {
+        let (config, identity) = (self.knobs.config.clone(), self.knobs.identity);
+        let (mut machine, how) = match self.start {
+            StartMode::Resume => {
+                let start = StartPoint { position: Position(0), next_commit: CommitSeq(0), epoch: Epoch::default() };
+                (Persister::resume(config, identity, start), "resume at p0 #0")
+            }
+            StartMode::Recover => (Persister::recover(config, identity), "recover"),
+        };
+        if let Some(prepare) = self.prepare_machine {
+            prepare(&mut machine);
+        }
+        self.instances.insert(id, Instance::new(id, machine));
+        self.trace.line(self.now, id, || format!("start: {how}"));
+        self.checker.on_start(self.now, id)?;
+        self.drain(id)?;
+        self.after_step(id)
+    }
+
+    /// Feeds one input that cannot be refused, then drains.
+    fn feed(&mut self, id: InstanceId, input: Input) -> Checked {
+        let Some(instance) = self.instances.get_mut(&id) else {
+            return Ok(());
+        };
+        if let Err(refused) = instance.machine.handle(self.now, input) {
+            return Err(Violation {
+                invariant: Invariant::Contract,
+                at: self.now,
+                instance: id,
+                detail: format!("an input other than a commit was refused: {refused}"),
+            });
+        }
+        self.drain(id)?;
+        self.after_step(id)
+    }
+
+    /// Step 2 of the driving rule: carry out every action, in order.
+    fn drain(&mut self, id: InstanceId) -> Checked {
+        while let Some(action) = self.instances.get_mut(&id).and_then(|i| i.machine.poll_action()) {
+            self.execute(id, action)?;
+        }
+        Ok(())
+    }
+
+    fn after_step(&mut self, id: InstanceId) -> Checked {
+        let Some(instance) = self.instances.get(&id) else {
+            return Ok(());
+        };
+        let window = WindowState {
+            window_len: instance.machine.window_len(),
+            machine_outstanding: instance.machine.outstanding_requests(),
+            driver_outstanding: instance.in_flight.len(),
+        };
+        self.checker.after_step(self.now, id, window)
+    }
+
+    fn instance(&mut self, id: InstanceId) -> &mut Instance {
+        match self.instances.get_mut(&id) {
+            Some(instance) => instance,
+            None => unreachable!("{id} acted without being alive"),
+        }
+    }
+
+    fn execute(&mut self, id: InstanceId, action: Action) -> Checked {
+        let now = self.now;
+        match action {
+            Action::Put(put) => self.send_put(id, put),
+            Action::Head { request, position, key } => self.send(id, request, StoreOp::Head { position, key }),
+            Action::List { request, prefix, max_keys } => self.send(id, request, StoreOp::List { prefix, max_keys }),
+            Action::SetTimer { at } => {
+                let generation = self.instance(id).timer.set(at);
+                self.queue.push(at.max(now), Event::Timer(id, generation));
+                self.trace.line(now, id, || format!("timer {}", TraceTime(at).to_string().trim()));
+            }
+            Action::CancelTimer => {
+                self.instance(id).timer.cancel();
+                self.trace.line(now, id, || "timer cancel".into());
+            }
+            Action::Accepted { commits } => {
+                self.trace.line(now, id, || format!("accepted {}", Range(commits)));
+                self.checker.on_accepted(now, id, commits)?;
+            }
+            Action::Durable { commits } => {
+                self.trace.line(now, id, || format!("ack {}", Range(commits)));
+                self.checker.on_durable(now, id, commits, &self.store)?;
+            }
+            Action::ProducersMustWait => {
+                self.instance(id).producers_must_wait = true;
+                self.producer_waits += 1;
+                self.trace.line(now, id, || "producers must wait".into());
+            }
+            Action::ProducersMayContinue => {
+                self.instance(id).producers_must_wait = false;
+                self.queue.push(now, Event::Resume);
+                self.trace.line(now, id, || "producers may continue".into());
+            }
+            Action::Ready { next_commit, epoch } => {
+                self.instance(id).status = Status::Ready;
+                self.queue.push(now, Event::Resume);
+                self.trace.line(now, id, || format!("ready next {next_commit} {epoch}"));
+                self.checker.on_ready(now, id, next_commit)?;
+            }
+            Action::Failed { commits, failure } => {
+                self.instance(id).status = Status::Failed;
+                self.trace.line(now, id, || format!("FAILED leaving {}: {failure}", Range(commits)));
+                self.instance_failure = Some((failure_kind(&failure), failure.to_string()));
+                self.failed_after_faults_stopped = !self.faults.is_active();
+                self.checker.on_failed(now, id, commits, &failure)?;
+                self.queue.push(now, Event::Resume);
+            }
+            Action::ShutdownComplete => {
+                self.instance(id).status = Status::ShutDown;
+                self.trace.line(now, id, || "shutdown complete".into());
+                self.checker.on_shutdown_complete(now, id)?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- the workload ----------------------------------------------------
+
+    fn on_produce(&mut self, producer: ProducerId) -> Checked {
+        let Some((index, payload)) = self.workload.next_commit(producer) else {
+            return Ok(());
+        };
+        if let Some(change) = self.faults.on_commit_issued(index, self.now) {
+            self.trace_phase(change);
+        }
+        self.parked.push_back(Parked { producer, index, payload });
+        self.hand_over_parked()
+    }
+
+    /// Hands parked commits to the leader, oldest first, while it takes them.
+    /// A failed leader is handed them too: it must refuse them.
+    fn hand_over_parked(&mut self) -> Checked {
+        while self.leader_takes_commits() {
+            let Some(parked) = self.parked.pop_front() else {
+                break;
+            };
+            self.hand_over(parked)?;
+        }
+        self.maybe_request_shutdown();
+        Ok(())
+    }
+
+    fn leader_takes_commits(&self) -> bool {
+        self.instances.get(&self.leader).is_some_and(|l| l.takes_commits() || l.status == Status::Failed)
+    }
+
+    fn hand_over(&mut self, parked: Parked) -> Checked {
+        let (id, now) = (self.leader, self.now);
+        let machine = &mut self.instance(id).machine;
+        let seq = machine.next_commit_seq();
+        let len = parked.payload.len() as u64;
+        match machine.handle(now, Input::CommitArrived(parked.payload.clone())) {
+            Ok(()) => {
+                let (p, c) = (parked.producer, parked.index);
+                self.trace.line(now, id, || format!("commit {seq} {} {p} c{c}", Size(len)));
+                self.checker.on_commit(now, id, seq, parked.payload)?;
+                let at = now + self.workload.next_gap(parked.producer);
+                self.queue.push(at, Event::Produce(parked.producer));
+            }
+            Err(refused) => {
+                // The producer learns its commit was refused and stops.
+                self.refused += 1;
+                let c = parked.index;
+                self.trace.line(now, id, || format!("refused c{c}: {refused}"));
+                self.checker.on_refused(now, id, &refused)?;
+            }
+        }
+        self.drain(id)?;
+        self.after_step(id)
+    }
+
+    /// Once every commit is handed over, or the leader failed, the
+    /// application asks for a shutdown.
+    fn maybe_request_shutdown(&mut self) {
+        let Some(leader) = self.instances.get(&self.leader) else {
+            return;
+        };
+        let done = self.workload.is_exhausted() && self.parked.is_empty();
+        if self.shutdown_scheduled || !(done || leader.status == Status::Failed) {
+            return;
+        }
+        self.shutdown_scheduled = true;
+        let at = self.now + self.knobs.shutdown_delay;
+        self.queue.push(at, Event::Shutdown(self.leader));
+    }
+
+    fn on_shutdown(&mut self, id: InstanceId) -> Checked {
+        if let Some(change) = self.faults.stop() {
+            self.trace_phase(change);
+        }
+        let Some(instance) = self.instances.get_mut(&id) else {
+            return Ok(());
+        };
+        instance.shutdown_requested = true;
+        self.trace.line(self.now, id, || "shutdown requested".into());
+        self.feed(id, Input::ShutdownRequested)
+    }
+
+    fn on_timer(&mut self, id: InstanceId, generation: TimerGeneration) -> Checked {
+        let Some(instance) = self.instances.get_mut(&id) else {
+            return Ok(());
+        };
+        if !instance.timer.fire(generation) {
+            return Ok(());
+        }
+        self.trace.line(self.now, id, || "timer fired".into());
+        self.feed(id, Input::TimerFired)
+    }
+
+    fn trace_phase(&mut self, change: PhaseChange) {
+        self.trace.line(self.now, "W", || match change {
+            PhaseChange::BurstStarted { until } => {
+                format!("burst: every request fails until {}", TraceTime(until).to_string().trim())
+            }
+            PhaseChange::FaultsStopped => "faults stop".into(),
+        });
+    }
+
+    // ---- requests --------------------------------------------------------
+
+    fn send_put(&mut self, id: InstanceId, put: PutRequest) {
+        let tag = put.metadata.iter().find(|(k, _)| k == TAG_METADATA_KEY).and_then(|(_, v)| ObjectTag::parse(v).ok());
+        let (position, request, len) = (put.position, put.request, put.body.len() as u64);
+        self.trace.line(self.now, id, || {
+            let commits = match tag {
+                None => "untagged".to_string(),
+                Some(t) if t.header.kind == ObjectKind::Fence => format!("fence next {}", t.header.first_seq),
+                Some(t) => {
+                    let start = t.header.first_seq;
+                    Range(CommitRange::new(start, start.plus(u64::from(t.header.count)))).to_string()
+                }
+            };
+            format!("put {position} {request} {commits} {}", Size(len))
+        });
+        let object = StoredObject { body: put.body, metadata: put.metadata };
+        self.send(id, request, StoreOp::Put { position, key: put.key, object });
+    }
+
+    fn send(&mut self, id: InstanceId, request: RequestId, op: StoreOp) {
+        let effect = self.faults.inject(self.now, op.kind(), &mut self.fault_rng);
+        let timing = self.latency.timing(&mut self.latency_rng, op.body_len());
+        let plan = Plan::new(self.now, timing, effect, self.knobs.request_timeout);
+        let op_id = OpId(self.next_op);
+        self.next_op += 1;
+        if !matches!(op, StoreOp::Put { .. }) {
+            let name = op.name();
+            self.trace.line(self.now, id, || format!("{name} {request}"));
+        }
+        if let Some(class) = plan.class {
+            let lands: Vec<String> =
+                plan.arrivals.iter().map(|t| TraceTime(*t).to_string().trim().to_owned()).collect();
+            let when =
+                if lands.is_empty() { "never lands".to_string() } else { format!("lands {}", lands.join(" and ")) };
+            self.trace.line(self.now, "W", || format!("fault {class} on {request}: {when}"));
+        }
+        self.store_counts.slow_timeouts += u64::from(plan.slow_timeout);
+        self.instance(id).in_flight.insert(op_id);
+        self.requests.insert(
+            op_id,
+            InFlight { instance: id, request, op, processing: timing.processing, fault: plan.fault, answer: None },
+        );
+        for at in plan.arrivals {
+            self.queue.push(at, Event::Arrive(op_id));
+        }
+        self.queue.push(plan.answer_at, Event::Respond(op_id));
+    }
+
+    /// A request reaches the store and is applied, whoever still waits for it.
+    fn on_arrive(&mut self, op: OpId) {
+        let now = self.now;
+        let Some(flight) = self.requests.get_mut(&op) else {
+            return;
+        };
+        let (answer, said) = match &flight.op {
+            StoreOp::Put { key, object, .. } => {
+                self.store_counts.puts += 1;
+                let planted = self
+                    .planted_bug
+                    .take_if(|bug| *bug == PlantedBug::CreatedWithoutWriting && !self.store.contains(key));
+                let result = match planted {
+                    Some(_) => PutResult::Created,
+                    None => self.store.put_if_absent(key, object.clone(), now, flight.processing),
+                };
+                let (outcome, said) = match result {
+                    PutResult::Created if planted.is_some() => {
+                        (PutOutcome::Created, "created [planted bug: not written]")
+                    }
+                    PutResult::Created => (PutOutcome::Created, "created"),
+                    PutResult::AlreadyExists => {
+                        self.store_counts.already_exists += 1;
+                        (PutOutcome::AlreadyExists, "412 exists")
+                    }
+                    PutResult::Conflict => {
+                        self.store_counts.conflicts += 1;
+                        (PutOutcome::Failed(Fault::Conflict), "409 conflict")
+                    }
+                };
+                (Answer::Put(outcome), said.to_string())
+            }
+            StoreOp::Head { key, .. } => {
+                self.store_counts.heads += 1;
+                let outcome = match self.store.get(key) {
+                    Some(object) => {
+                        HeadOutcome::Found { tag: object.metadata_value(TAG_METADATA_KEY).map(str::to_owned) }
+                    }
+                    None => HeadOutcome::NotFound,
+                };
+                let said = if matches!(outcome, HeadOutcome::NotFound) { "404" } else { "found" };
+                (Answer::Head(outcome), said.to_string())
+            }
+            StoreOp::List { prefix, max_keys } => {
+                self.store_counts.lists += 1;
+                let page = self.store.list(prefix, *max_keys as usize, None);
+                let said = format!("{} keys{}", page.keys.len(), if page.truncated { " truncated" } else { "" });
+                let outcome = ListOutcome::Listed { keys: page.keys, truncated: page.truncated };
+                (Answer::List(outcome), said)
+            }
+        };
+        let (name, request) = (flight.op.name(), flight.request);
+        flight.answer = Some(answer);
+        self.trace.line(now, "S3", || format!("{name} {request} {said}"));
+    }
+
+    /// A request's answer reaches its instance, if it is still there.
+    fn on_respond(&mut self, op: OpId) -> Checked {
+        let Some(flight) = self.requests.remove(&op) else {
+            return Ok(());
+        };
+        let id = flight.instance;
+        let Some(instance) = self.instances.get_mut(&id) else {
+            let request = flight.request;
+            self.trace.line(self.now, "W", || format!("drop answer to {request}: {id} is gone"));
+            return Ok(());
+        };
+        instance.in_flight.remove(&op);
+        let (name, request) = (flight.op.name(), flight.request);
+        let input = flight.input();
+        self.trace.line(self.now, id, || format!("<- {request} {name}: {}", describe(&input)));
+        self.feed(id, input)
+    }
+}
+
+/// An answer, briefly.
+fn describe(input: &Input) -> String {
+    match input {
+        Input::PutFinished { outcome, .. } => match outcome {
+            PutOutcome::Created => "created".into(),
+            PutOutcome::AlreadyExists => "412".into(),
+            PutOutcome::Failed(fault) => format!("failed, {fault}"),
+        },
+        Input::HeadFinished { outcome, .. } => match outcome {
+            HeadOutcome::Found { tag } => format!("found {}", tag.as_deref().unwrap_or("untagged")),
+            HeadOutcome::NotFound => "404".into(),
+            HeadOutcome::Failed(fault) => format!("failed, {fault}"),
+        },
+        Input::ListFinished { outcome, .. } => match outcome {
+            ListOutcome::Listed { keys, truncated } => format!("{} keys, truncated {truncated}", keys.len()),
+            ListOutcome::Failed(fault) => format!("failed, {fault}"),
+        },
+        other => format!("{other:?}"),
+    }
+}

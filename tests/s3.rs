@@ -1,0 +1,426 @@
+//! The S3 store against a real S3-compatible server (moto, over HTTP on
+//! 127.0.0.1), and the driver suite of `tests/driver.rs` on top of it.
+//!
+//! How these tests run (one scheme, on purpose):
+//!
+//! - Every test that needs the server is `#[ignore]`d, so a plain
+//!   `cargo test` on a machine without one still passes (it lists them as
+//!   ignored).
+//! - `scripts/test.sh` installs and starts moto with `scripts/moto.sh`,
+//!   exports its environment (`S3WAL_S3_ENDPOINT`, `AWS_ACCESS_KEY_ID=test`,
+//!   `AWS_SECRET_ACCESS_KEY=test`, `AWS_REGION`), and runs
+//!   `cargo test --test s3 -- --ignored`. By hand:
+//!
+//!   ```text
+//!   eval "$(scripts/moto.sh start)"
+//!   cargo test --test s3 -- --ignored
+//!   scripts/moto.sh stop
+//!   ```
+//!
+//! - An ignored test run without `S3WAL_S3_ENDPOINT` FAILS with a message
+//!   saying to use `scripts/test.sh`: it never passes silently.
+//!
+//! Each test makes its own bucket. moto in server mode does not check
+//! request signatures, so wrong credentials cannot be shown here: the mapping
+//! of `InvalidAccessKeyId` / `SignatureDoesNotMatch` is unit-tested in
+//! `src/store/s3.rs` instead.
+#![cfg(feature = "s3")]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use s3wal::driver::{AppendError, Log, OpenError, OpenOptions};
+use s3wal::reader::Reader;
+use s3wal::store::{GetOutcome, ObjectStore, S3Error, S3Options, S3Store};
+use s3wal::{CommitSeq, Config, Failure, Fault, HeadOutcome, PutOutcome};
+
+/// The server's URL. Fails the test, with directions, when it is not set.
+fn endpoint() -> String {
+    match std::env::var("S3WAL_S3_ENDPOINT") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "S3WAL_S3_ENDPOINT is not set. These tests need a running S3-compatible server: run them via \
+             scripts/test.sh (or `eval \"$(scripts/moto.sh start)\"` first, then \
+             `cargo test --test s3 -- --ignored`)"
+        ),
+    }
+}
+
+fn s3_options(endpoint: String, bucket: &str, prefix: &str, pool_size: usize) -> S3Options {
+    S3Options {
+        bucket: bucket.to_string(),
+        prefix: prefix.to_string(),
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        force_path_style: true,
+        pool_size,
+        connect_timeout: Duration::from_secs(2),
+        operation_timeout: Duration::from_secs(20),
+    }
+}
+
+async fn store_at(bucket: &str, prefix: &str) -> S3Store {
+    S3Store::connect(s3_options(endpoint(), bucket, prefix, 16)).await.expect("connect")
+}
+
+/// Logs to the test's output when `S3WAL_TEST_LOG` names a level (`debug`, …).
+fn init_logs() {
+    let level = std::env::var("S3WAL_TEST_LOG").ok().and_then(|l| l.parse::<tracing::Level>().ok());
+    if let Some(level) = level {
+        let _ = tracing_subscriber::fmt().with_max_level(level).with_test_writer().try_init();
+    }
+}
+
+/// A new bucket of its own for one test (200, or 409 BucketAlreadyOwnedByYou).
+async fn fresh_bucket(hint: &str) -> String {
+    init_logs();
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let name = format!("s3wal-{hint}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let store = store_at(&name, "").await;
+    match store.client().create_bucket().bucket(&name).send().await {
+        Ok(_) => {}
+        Err(e) => {
+            use aws_sdk_s3::error::ProvideErrorMetadata;
+            let code = e.code().map(String::from);
+            assert_eq!(code.as_deref(), Some("BucketAlreadyOwnedByYou"), "create bucket {name}: {e:?}");
+        }
+    }
+    store.check().await.expect("the new bucket answers");
+    name
+}
+
+fn options(seed: u64) -> OpenOptions {
+    let config = Config { max_in_flight_requests: 8, target_pool_size: 16, ..Config::default() };
+    OpenOptions { config, seed: Some(seed), stream_durable_commits: false }
+}
+
+fn payload(i: u64) -> Bytes {
+    Bytes::from(format!("commit-{i}-{}", "x".repeat((i % 50) as usize)))
+}
+
+fn tag(value: &str) -> Vec<(String, String)> {
+    vec![("s3wal-tag".to_string(), value.to_string())]
+}
+
+async fn replay<S: ObjectStore>(store: S) -> BTreeMap<CommitSeq, Bytes> {
+    let reader = Reader::new(store);
+    reader
+        .fold(CommitSeq(0)..CommitSeq(u64::MAX), BTreeMap::new(), |mut m, seq, c| {
+            m.insert(seq, c.clone());
+            m
+        })
+        .await
+        .expect("the log reads back")
+}
+
+/// A port on 127.0.0.1 that nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn second_put_of_a_key_already_exists() {
+    let bucket = fresh_bucket("put").await;
+    let store = store_at(&bucket, "log").await;
+    let first = store.put_if_absent("batches/1", Bytes::from_static(b"first"), &tag("a")).await;
+    assert_eq!(first, PutOutcome::Created);
+    let second = store.put_if_absent("batches/1", Bytes::from_static(b"second"), &tag("b")).await;
+    assert_eq!(second, PutOutcome::AlreadyExists);
+    assert_eq!(store.get("batches/1").await, GetOutcome::Found(Bytes::from_static(b"first")));
+    assert_eq!(store.head("batches/1").await, HeadOutcome::Found { tag: Some("a".into()) });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn two_writers_racing_for_a_key_exactly_one_wins() {
+    let bucket = fresh_bucket("race").await;
+    // Two stores, two connection pools: two writers.
+    let (a, b) = (store_at(&bucket, "").await, store_at(&bucket, "").await);
+    let (tag_a, tag_b) = (tag("a"), tag("b"));
+    for round in 0..50 {
+        let key = format!("batches/{round:020}");
+        let (body_a, body_b) = (Bytes::from(format!("a-{round}")), Bytes::from(format!("b-{round}")));
+        let (out_a, out_b) =
+            tokio::join!(a.put_if_absent(&key, body_a.clone(), &tag_a), b.put_if_absent(&key, body_b.clone(), &tag_b));
+        let winner = match (&out_a, &out_b) {
+            (PutOutcome::Created, PutOutcome::AlreadyExists) => body_a,
+            (PutOutcome::AlreadyExists, PutOutcome::Created) => body_b,
+            other => panic!("round {round}: exactly one writer must win, got {other:?}"),
+        };
+        assert_eq!(a.get(&key).await, GetOutcome::Found(winner), "round {round}: the winner's bytes are stored");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn head_returns_the_tag_metadata() {
+    let bucket = fresh_bucket("head").await;
+    let store = store_at(&bucket, "p").await;
+    // S3 lowercases metadata names; the tag is found whatever the case.
+    let metadata = vec![("S3wal-Tag".to_string(), "leader-7:epoch-3".to_string()), ("other".into(), "x".into())];
+    assert_eq!(store.put_if_absent("tagged", Bytes::from_static(b"1"), &metadata).await, PutOutcome::Created);
+    assert_eq!(store.head("tagged").await, HeadOutcome::Found { tag: Some("leader-7:epoch-3".into()) });
+    assert_eq!(store.put_if_absent("untagged", Bytes::from_static(b"2"), &[]).await, PutOutcome::Created);
+    assert_eq!(store.head("untagged").await, HeadOutcome::Found { tag: None });
+    assert_eq!(store.head("missing").await, HeadOutcome::NotFound);
+    assert_eq!(store.get("missing").await, GetOutcome::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn list_honours_prefix_max_keys_start_after_and_order() {
+    let bucket = fresh_bucket("list").await;
+    let store = store_at(&bucket, "tenant/a").await;
+    // A neighbour whose prefix starts with the same letters must stay invisible.
+    let neighbour = store_at(&bucket, "tenant/ab/").await;
+    // Written in descending order; LIST must still answer in ascending order.
+    let sizes: BTreeMap<String, u64> =
+        (0..7u64).map(|n| (format!("batches/{:020}", u64::MAX - n * 3), n + 1)).collect();
+    for (key, size) in sizes.iter().rev() {
+        let body = Bytes::from(vec![b'x'; *size as usize]);
+        assert_eq!(store.put_if_absent(key, body, &tag("t")).await, PutOutcome::Created);
+    }
+    assert_eq!(store.put_if_absent("fences/x", Bytes::from_static(b"f"), &[]).await, PutOutcome::Created);
+    assert_eq!(neighbour.put_if_absent("batches/0", Bytes::from_static(b"n"), &[]).await, PutOutcome::Created);
+    let keys: Vec<String> = sizes.keys().cloned().collect();
+
+    let all = store.list("batches/", 1000, None).await.expect("list");
+    assert_eq!(all.keys(), keys, "relative keys, ascending, only under the prefix");
+    assert!(!all.truncated);
+    for entry in &all.entries {
+        assert_eq!(Some(&entry.size), sizes.get(&entry.key), "size of {}", entry.key);
+    }
+
+    let first = store.list("batches/", 3, None).await.expect("page 1");
+    assert_eq!(first.keys(), keys[..3].to_vec());
+    assert!(first.truncated);
+    let second = store.list("batches/", 3, Some(&keys[2])).await.expect("page 2");
+    assert_eq!(second.keys(), keys[3..6].to_vec());
+    assert!(second.truncated);
+    let third = store.list("batches/", 3, Some(&keys[5])).await.expect("page 3");
+    assert_eq!(third.keys(), keys[6..].to_vec());
+    assert!(!third.truncated);
+
+    let exact = store.list("batches/", 7, None).await.expect("exactly all");
+    assert_eq!(exact.keys(), keys);
+    assert!(!exact.truncated);
+    assert!(store.list("nothing/", 10, None).await.expect("empty").entries.is_empty());
+    assert_eq!(neighbour.list("batches/", 10, None).await.expect("neighbour").keys(), vec!["batches/0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn prefix_forms_name_the_same_place() {
+    let bucket = fresh_bucket("prefix").await;
+    let (bare, slashed, root) =
+        (store_at(&bucket, "a/b").await, store_at(&bucket, "a/b/").await, store_at(&bucket, "").await);
+    assert_eq!(bare.put_if_absent("k", Bytes::from_static(b"v"), &[]).await, PutOutcome::Created);
+    assert_eq!(slashed.put_if_absent("k", Bytes::from_static(b"w"), &[]).await, PutOutcome::AlreadyExists);
+    assert_eq!(slashed.get("k").await, GetOutcome::Found(Bytes::from_static(b"v")));
+    assert_eq!(root.get("a/b/k").await, GetOutcome::Found(Bytes::from_static(b"v")));
+    assert_eq!(root.list("a/", 10, None).await.expect("list").keys(), vec!["a/b/k"]);
+    assert_eq!(bare.describe(), format!("s3://{bucket}/a/b/"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn pool_size_bounds_the_connections() {
+    let bucket = fresh_bucket("pool").await;
+    let store = S3Store::connect(s3_options(endpoint(), &bucket, "", 2)).await.expect("connect");
+    let mut tasks = Vec::new();
+    for i in 0..24u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.put_if_absent(&format!("k/{i:04}"), Bytes::from(vec![1u8; 64 * 1024]), &[]).await
+        }));
+    }
+    let mut most = 0;
+    while !tasks.iter().all(|t| t.is_finished()) {
+        let (in_use, limit) = store.connection_capacity().expect("a custom endpoint's pool is bounded");
+        assert_eq!(limit, 2, "the pool is sized from pool_size");
+        most = most.max(in_use);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), PutOutcome::Created);
+    }
+    assert!(most <= 2, "at most pool_size connections, saw {most}");
+    assert!(most >= 1, "the sampling saw connections in use");
+    assert_eq!(store.list("k/", 1000, None).await.expect("list").entries.len(), 24);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn log_round_trip() {
+    let bucket = fresh_bucket("log").await;
+    let store = store_at(&bucket, "wal").await;
+    let log = Log::open(store.clone(), options(1)).await.expect("open");
+    assert_eq!(log.store(), format!("s3://{bucket}/wal/"));
+    let mut pending = Vec::new();
+    for i in 0..200 {
+        pending.push(log.append(payload(i)).await.expect("accepted"));
+    }
+    for (i, appended) in pending.into_iter().enumerate() {
+        assert_eq!(appended.seq, CommitSeq(i as u64));
+        assert_eq!(appended.durable().await, Ok(CommitSeq(i as u64)));
+    }
+    assert_eq!(*log.watch_durable().borrow(), CommitSeq(200));
+    log.shutdown().await.expect("clean shutdown");
+    let contents = replay(store.clone()).await;
+    assert_eq!(contents.len(), 200);
+    for (seq, bytes) in contents {
+        assert_eq!(bytes, payload(seq.0));
+    }
+    // The batches sit under the prefix, and nothing else does.
+    let root = store_at(&bucket, "").await;
+    let everything = root.list("", 1000, None).await.expect("list");
+    assert!(!everything.entries.is_empty());
+    assert!(everything.keys().iter().all(|k| k.starts_with("wal/batches/")), "{:?}", everything.keys());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn crash_and_reopen_keeps_every_acked_commit() {
+    let bucket = fresh_bucket("crash").await;
+    let store = store_at(&bucket, "").await;
+    let log = Log::open(store.clone(), options(2)).await.expect("open");
+    let mut acked = Vec::new();
+    for round in 0..5 {
+        let mut pending = Vec::new();
+        for i in 0..40 {
+            pending.push(log.append(payload(round * 40 + i)).await.expect("accepted"));
+        }
+        for p in pending {
+            acked.push(p.durable().await.expect("durable"));
+        }
+    }
+    // Some more that may or may not land, then the writer vanishes (no shutdown).
+    for i in 200..260 {
+        let _ = log.append(payload(i)).await;
+    }
+    let old_epoch = log.epoch();
+    drop(log);
+    let reopened = Log::open(store_at(&bucket, "").await, options(3)).await.expect("reopen");
+    assert!(reopened.epoch() > old_epoch, "a new generation takes over");
+    let after = reopened.append(Bytes::from_static(b"after")).await.expect("accepted");
+    let after_seq = after.durable().await.expect("durable");
+    reopened.shutdown().await.expect("shutdown");
+    let contents = replay(store).await;
+    for seq in &acked {
+        assert_eq!(contents.get(seq), Some(&payload(seq.0)), "acked commit {seq} survives the crash");
+    }
+    assert_eq!(contents.get(&after_seq).map(|b| b.as_ref()), Some(&b"after"[..]));
+    assert_eq!(contents.keys().last(), Some(&after_seq), "the new writer continues the sequence");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn a_second_instance_takes_over_and_fences_the_first() {
+    let bucket = fresh_bucket("takeover").await;
+    let old = Log::open(store_at(&bucket, "db").await, options(4)).await.expect("open old");
+    let before = old.append(Bytes::from_static(b"before")).await.unwrap().durable().await.expect("durable");
+    // A second live instance, with its own client and connections.
+    let new = Log::open(store_at(&bucket, "db").await, options(5)).await.expect("open new");
+    // The old writer's waiting commits run into the new writer's fences.
+    let late = old.append(Bytes::from_static(b"late")).await.expect("accepted");
+    let outcome = late.durable().await;
+    assert!(matches!(outcome, Err(AppendError::Fenced(Failure::Fenced { .. }))), "{outcome:?}");
+    assert!(matches!(old.append(Bytes::from_static(b"again")).await, Err(AppendError::Fenced(_))));
+    assert!(matches!(old.failure(), Some(Failure::Fenced { .. })));
+    let fresh = new.append(Bytes::from_static(b"new")).await.unwrap().durable().await.expect("new writer acks");
+    assert_eq!(fresh, before.next());
+    new.shutdown().await.unwrap();
+    let contents = replay(store_at(&bucket, "db").await).await;
+    assert_eq!(
+        contents.values().cloned().collect::<Vec<_>>(),
+        vec![Bytes::from_static(b"before"), Bytes::from_static(b"new")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn many_producers() {
+    let bucket = fresh_bucket("producers").await;
+    let store = store_at(&bucket, "").await;
+    let log = Log::open(store.clone(), options(6)).await.expect("open");
+    let mut tasks = Vec::new();
+    for producer in 0..8u64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..25u64 {
+                let bytes = Bytes::from(format!("p{producer}-{i}"));
+                let seq = log.append(bytes.clone()).await.unwrap().durable().await.unwrap();
+                acked.push((seq, bytes));
+            }
+            acked
+        }));
+    }
+    let mut acked = BTreeMap::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    log.shutdown().await.unwrap();
+    assert_eq!(acked.len(), 200);
+    assert_eq!(replay(store).await, acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn unreachable_endpoint_is_named() {
+    // The credentials come from the same environment as the other tests.
+    let _ = endpoint();
+    init_logs();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let store =
+        S3Store::connect(s3_options(url.clone(), "some-bucket", "", 4)).await.expect("connect makes no request");
+    let err = store.check().await.expect_err("nothing listens there");
+    assert!(matches!(err, S3Error::Unreachable { .. }), "{err:?}");
+    let text = err.to_string();
+    eprintln!("check() says: {text}");
+    assert!(text.contains("cannot reach the S3 endpoint") && text.contains(&url), "{text}");
+    assert!(!text.contains("test"), "no credentials in the message: {text}");
+
+    let fast = Config { retry_base_delay: Duration::from_millis(10), ..options(8).config };
+    let open = Log::open(store, OpenOptions { config: fast, ..options(8) }).await;
+    match open {
+        Err(e @ OpenError::Recovery(Failure::RetriesExhausted { last: Fault::ConnectionFailed, .. })) => {
+            eprintln!("Log::open says: {e}");
+        }
+        other => panic!("expected recovery to fail on connection errors, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn missing_bucket_is_named() {
+    init_logs();
+    let name = format!("s3wal-missing-{}", std::process::id());
+    let store = store_at(&name, "wal").await;
+    let err = store.check().await.expect_err("no such bucket");
+    assert!(matches!(err, S3Error::NoSuchBucket { .. }), "{err:?}");
+    let text = err.to_string();
+    eprintln!("check() says: {text}");
+    assert!(text.contains("no such bucket") && text.contains(&name), "{text}");
+
+    match Log::open(store, options(9)).await {
+        Err(OpenError::Recovery(Failure::Rejected { reason, .. })) => {
+            eprintln!("Log::open says: {reason}");
+            assert!(reason.contains("no such bucket") && reason.contains(&name), "{reason}");
+        }
+        other => panic!("expected a clear refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_buckets_are_refused_before_any_request() {
+    let options = S3Options { endpoint: Some("http://127.0.0.1:9".into()), ..S3Options::new("wal--usw2-az1--x-s3") };
+    let err = S3Store::connect(options).await.expect_err("refused");
+    assert!(matches!(err, S3Error::DirectoryBucket { .. }), "{err:?}");
+    assert!(err.to_string().contains("LIST keys in no particular order"), "{err}");
+}
