@@ -201,7 +201,7 @@ impl Driver {
                 Action::ProducersMayContinue => self.producers_wait = false,
                 Action::Ready { .. } => self.ready = true,
                 Action::ShutdownComplete => self.shut_down = true,
-                other @ (Action::Head { .. } | Action::List { .. } | Action::Failed { .. }) => {
+                other @ (Action::Head { .. } | Action::List { .. } | Action::Probe { .. } | Action::Failed { .. }) => {
                     panic!("unexpected action in a fault-free run: {other:?}")
                 }
             }

@@ -34,6 +34,9 @@ pub struct Config {
     pub retry_max_delay: Duration,
     /// Most commit bytes accepted but not yet durable; producers wait beyond it.
     pub byte_budget: u64,
+    /// How long the writer may sit idle before it probes the store, so a
+    /// dead endpoint is found before a batch is sent to it.
+    pub health_probe_interval: Duration,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             retry_base_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(10),
             byte_budget: 128 << 20,
+            health_probe_interval: Duration::from_secs(5),
         }
     }
 }
@@ -162,6 +166,12 @@ impl Config {
                 format!("must be >= retry_base_delay ({})", ms(self.retry_base_delay)),
             ),
             check(
+                "health_probe_interval",
+                ms(self.health_probe_interval),
+                !self.health_probe_interval.is_zero(),
+                "must be > 0",
+            ),
+            check(
                 "byte_budget",
                 self.byte_budget,
                 self.byte_budget >= self.batch_size_threshold && self.byte_budget > 0,
@@ -268,6 +278,11 @@ mod tests {
     #[test]
     fn retry_cap_must_not_undercut_the_base() {
         rejects(Config { retry_max_delay: Duration::from_millis(50), ..Config::default() }, "retry_max_delay");
+    }
+
+    #[test]
+    fn health_probe_interval_must_be_positive() {
+        rejects(Config { health_probe_interval: Duration::ZERO, ..Config::default() }, "health_probe_interval");
     }
 
     #[test]

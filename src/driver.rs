@@ -20,7 +20,7 @@ use crate::config::{Config, ConfigErrors};
 use crate::machine::{Identity, Persister, Stats};
 use crate::protocol::{Action, Failure, Input, ListOutcome, PutRequest, Refused};
 use crate::store::ObjectStore;
-use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Time};
+use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Time, BATCH_PREFIX};
 
 /// How to open a log.
 #[derive(Clone, Debug, Default)]
@@ -444,6 +444,13 @@ impl<S: ObjectStore> Driver<S> {
                             Err(fault) => ListOutcome::Failed(fault),
                         };
                         let _ = done.send(Input::ListFinished { request, outcome });
+                    });
+                }
+                Action::Probe { request } => {
+                    let (store, done) = (Arc::clone(&self.store), done.clone());
+                    tokio::spawn(async move {
+                        let outcome = store.list(BATCH_PREFIX, 1, None).await.map(|_| ());
+                        let _ = done.send(Input::ProbeFinished { request, outcome });
                     });
                 }
                 Action::SetTimer { at } => self.timer = Some(at),

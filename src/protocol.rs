@@ -48,6 +48,13 @@ pub enum Input {
         /// What the store answered.
         outcome: ListOutcome,
     },
+    /// An [`Action::Probe`] has finished: `Ok` if the store answered.
+    ProbeFinished {
+        /// The request, as named in the action.
+        request: RequestId,
+        /// Whether the store answered, and if not why.
+        outcome: Result<(), Fault>,
+    },
     /// The timer set by the last [`Action::SetTimer`] is due.
     TimerFired,
     /// The application asked for a graceful shutdown: seal what is
@@ -202,6 +209,14 @@ pub enum Action {
         prefix: String,
         /// 1000.
         max_keys: u32,
+    },
+    /// Make one cheap request (a LIST of one key) to learn whether the
+    /// store answers, and report with [`Input::ProbeFinished`]. Sent when
+    /// the writer has been idle for `health_probe_interval`, and while the
+    /// store is unhealthy; no new batch is sent until a probe succeeds.
+    Probe {
+        /// Names this request in [`Input::ProbeFinished`].
+        request: RequestId,
     },
     /// Feed [`Input::TimerFired`] at `at` (replaces any earlier timer).
     SetTimer {

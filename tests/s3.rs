@@ -21,9 +21,10 @@
 //!   saying to use `scripts/test.sh`: it never passes silently.
 //!
 //! Each test makes its own bucket. moto in server mode does not check
-//! request signatures, so wrong credentials cannot be shown here: the mapping
+//! request signatures, so WRONG credentials cannot be shown here: the mapping
 //! of `InvalidAccessKeyId` / `SignatureDoesNotMatch` is unit-tested in
-//! `src/store/s3.rs` instead.
+//! `src/store/s3.rs` instead. MISSING credentials are shown here, in a child
+//! process with an empty environment.
 #![cfg(feature = "s3")]
 
 use std::collections::BTreeMap;
@@ -412,6 +413,57 @@ async fn missing_bucket_is_named() {
         Err(OpenError::Recovery(Failure::Rejected { reason, .. })) => {
             eprintln!("Log::open says: {reason}");
             assert!(reason.contains("no such bucket") && reason.contains(&name), "{reason}");
+        }
+        other => panic!("expected a clear refusal, got {other:?}"),
+    }
+}
+
+/// Runs `no_credentials_child` in a child process whose environment holds
+/// no credentials (and forbids instance metadata): the environment is the
+/// process's, so this is the only way to show it without disturbing the
+/// tests running beside it.
+#[test]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+fn missing_credentials_are_named() {
+    let endpoint = endpoint();
+    let home = std::env::temp_dir().join(format!("s3wal-no-credentials-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("temp home");
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--ignored", "--exact", "no_credentials_child", "--nocapture"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("S3WAL_S3_ENDPOINT", endpoint)
+        .env("S3WAL_NO_CREDENTIALS_CHILD", "1")
+        .output()
+        .expect("run the child");
+    let _ = std::fs::remove_dir_all(&home);
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    eprintln!("{}", text.lines().filter(|l| l.contains("says")).collect::<Vec<_>>().join("\n"));
+    assert!(output.status.success(), "child failed:\n{text}");
+    assert!(text.contains("1 passed"), "the child ran its test:\n{text}");
+}
+
+/// The child half of `missing_credentials_are_named`; does nothing elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn no_credentials_child() {
+    if std::env::var_os("S3WAL_NO_CREDENTIALS_CHILD").is_none() {
+        return;
+    }
+    let store = store_at("any-bucket", "").await;
+    let err = store.check().await.expect_err("no credentials");
+    eprintln!("check() says: {err}");
+    assert!(matches!(err, S3Error::NoCredentials { .. }), "{err:?}");
+    assert!(err.to_string().contains("AWS_ACCESS_KEY_ID"), "{err}");
+    match Log::open(store, options(10)).await {
+        Err(OpenError::Recovery(Failure::Rejected { reason, .. })) => {
+            eprintln!("Log::open says: {reason}");
+            assert!(reason.contains("no AWS credentials found"), "{reason}");
         }
         other => panic!("expected a clear refusal, got {other:?}"),
     }

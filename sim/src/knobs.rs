@@ -96,6 +96,7 @@ fn draw_config(rng: &mut ChaCha8Rng, max_commit: usize) -> ValidConfig {
         retry_base_delay,
         retry_max_delay,
         byte_budget,
+        health_probe_interval: Duration::from_secs_f64(log_uniform(rng, 0.05, 10.0)),
     };
     match config.clone().validate() {
         Ok(valid) => valid,

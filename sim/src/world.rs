@@ -102,9 +102,21 @@ enum Event {
 /// What a request asks the store.
 #[derive(Debug)]
 enum StoreOp {
-    Put { position: Position, key: String, object: StoredObject },
-    Head { position: Position, key: String },
-    List { prefix: String, max_keys: u32 },
+    Put {
+        position: Position,
+        key: String,
+        object: StoredObject,
+    },
+    Head {
+        position: Position,
+        key: String,
+    },
+    List {
+        prefix: String,
+        max_keys: u32,
+    },
+    /// A health probe: a LIST of one key whose answer only says "alive".
+    Probe,
 }
 
 impl StoreOp {
@@ -112,14 +124,14 @@ impl StoreOp {
         match self {
             StoreOp::Put { .. } => RequestKind::Put,
             StoreOp::Head { .. } => RequestKind::Head,
-            StoreOp::List { .. } => RequestKind::List,
+            StoreOp::List { .. } | StoreOp::Probe => RequestKind::List,
         }
     }
 
     fn body_len(&self) -> usize {
         match self {
             StoreOp::Put { object, .. } => object.body.len(),
-            StoreOp::Head { .. } | StoreOp::List { .. } => 0,
+            StoreOp::Head { .. } | StoreOp::List { .. } | StoreOp::Probe => 0,
         }
     }
 
@@ -128,6 +140,7 @@ impl StoreOp {
             StoreOp::Put { position, .. } => format!("put {position}"),
             StoreOp::Head { position, .. } => format!("head {position}"),
             StoreOp::List { prefix, .. } => format!("list {prefix}"),
+            StoreOp::Probe => "probe".to_string(),
         }
     }
 }
@@ -138,6 +151,7 @@ enum Answer {
     Put(PutOutcome),
     Head(HeadOutcome),
     List(ListOutcome),
+    Probe,
 }
 
 /// One request on its way.
@@ -156,6 +170,10 @@ impl InFlight {
     /// The input the answer becomes.
     fn input(self) -> Input {
         let request = self.request;
+        if matches!(self.op, StoreOp::Probe) {
+            let outcome = self.fault.map_or(Ok(()), Err);
+            return Input::ProbeFinished { request, outcome };
+        }
         match (self.op.kind(), self.fault, self.answer) {
             (RequestKind::Put, Some(fault), _) => Input::PutFinished { request, outcome: PutOutcome::Failed(fault) },
             (RequestKind::Head, Some(fault), _) => Input::HeadFinished { request, outcome: HeadOutcome::Failed(fault) },
@@ -163,6 +181,7 @@ impl InFlight {
             (_, None, Some(Answer::Put(outcome))) => Input::PutFinished { request, outcome },
             (_, None, Some(Answer::Head(outcome))) => Input::HeadFinished { request, outcome },
             (_, None, Some(Answer::List(outcome))) => Input::ListFinished { request, outcome },
+            (_, None, Some(Answer::Probe)) => unreachable!("probes are answered above"),
             (_, None, None) => unreachable!("{request} answered before it reached the store"),
         }
     }
@@ -446,6 +465,7 @@ impl World {
             Action::Put(put) => self.send_put(id, put),
             Action::Head { request, position, key } => self.send(id, request, StoreOp::Head { position, key }),
             Action::List { request, prefix, max_keys } => self.send(id, request, StoreOp::List { prefix, max_keys }),
+            Action::Probe { request } => self.send(id, request, StoreOp::Probe),
             Action::SetTimer { at } => {
                 let generation = self.instance(id).timer.set(at);
                 self.queue.push(at.max(now), Event::Timer(id, generation));
@@ -697,6 +717,7 @@ impl World {
                 let outcome = ListOutcome::Listed { keys: page.keys, truncated: page.truncated };
                 (Answer::List(outcome), said)
             }
+            StoreOp::Probe => (Answer::Probe, "alive".to_string()),
         };
         let (name, request) = (flight.op.name(), flight.request);
         flight.answer = Some(answer);

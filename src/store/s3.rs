@@ -19,6 +19,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
@@ -117,6 +118,15 @@ pub enum S3Error {
         /// The endpoint tried.
         endpoint: String,
         /// What went wrong.
+        detail: String,
+    },
+    /// No credentials could be found.
+    #[error(
+        "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure a profile, \
+         web identity or instance role ({detail})"
+    )]
+    NoCredentials {
+        /// Which providers were tried, and why each found nothing.
         detail: String,
     },
     /// The endpoint refused the credentials.
@@ -254,7 +264,7 @@ impl S3Store {
         let shared = loader.load().await;
         let region = shared.region().cloned().unwrap_or_else(|| Region::new(FALLBACK_REGION));
         let endpoint = match shared.endpoint_url() {
-            Some(url) => url.to_string(),
+            Some(url) => without_userinfo(url),
             None => format!("AWS S3 (region {region})"),
         };
         let config = aws_sdk_s3::config::Builder::from(&shared)
@@ -320,6 +330,7 @@ impl S3Store {
                 code: code.unwrap_or_else(|| status.map_or_else(|| "403".into(), |s| s.to_string())),
             },
             Classified::Refused(Refusal::NoSuchBucket) => S3Error::NoSuchBucket { bucket, endpoint },
+            Classified::Refused(Refusal::NoCredentials) => S3Error::NoCredentials { detail },
             Classified::Refused(Refusal::CannotSend) => {
                 S3Error::Failed { bucket, endpoint, reason: format!("the request could not be made: {detail}") }
             }
@@ -365,6 +376,16 @@ impl S3Store {
     }
 }
 
+/// The URL without `user:password@`, for messages.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 fn origin_of(url: &str) -> Option<OriginKey> {
     let uri: http::Uri = url.parse().ok()?;
     OriginKey::from_uri(&uri).ok()
@@ -385,10 +406,20 @@ fn error_detail(error: &(dyn std::error::Error + 'static)) -> String {
         }
         source = cause.source();
     }
-    text
+    // One line: some causes list what they tried on lines of their own.
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn kind_of<E, R>(error: &SdkError<E, R>) -> ErrorKind {
+fn kind_of<E, R>(error: &SdkError<E, R>) -> ErrorKind
+where
+    E: std::error::Error + 'static,
+    R: fmt::Debug + 'static,
+{
+    if !matches!(error, SdkError::ServiceError(_) | SdkError::ResponseError(_)) {
+        if let Some(kind) = credentials_problem(error) {
+            return kind;
+        }
+    }
     match error {
         SdkError::ConstructionFailure(_) => ErrorKind::Construction,
         SdkError::TimeoutError(_) => ErrorKind::Timeout,
@@ -400,6 +431,25 @@ fn kind_of<E, R>(error: &SdkError<E, R>) -> ErrorKind {
         // `SdkError` is non-exhaustive: treat anything new as ambiguous.
         _ => ErrorKind::Dispatch,
     }
+}
+
+/// Whether the request failed for want of credentials (the SDK reports it as
+/// a dispatch or construction failure, with a `CredentialsError` among the causes).
+fn credentials_problem(error: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(credentials) = e.downcast_ref::<CredentialsError>() {
+            return Some(match credentials {
+                CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_) => {
+                    ErrorKind::NoCredentials
+                }
+                CredentialsError::ProviderTimedOut(_) => ErrorKind::CredentialsTimedOut,
+                _ => ErrorKind::CredentialsFailed,
+            });
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// Which request failed.
@@ -429,9 +479,17 @@ impl Op {
 /// The kind of SDK error, as far as classification cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ErrorKind {
-    /// The request could not be built or signed (no credentials, no region,
-    /// a bad endpoint): it was never sent.
+    /// The request could not be built or signed (no region, a bad endpoint):
+    /// it was never sent.
     Construction,
+    /// No credentials provider is configured, or its configuration is
+    /// invalid: never sent.
+    NoCredentials,
+    /// The credentials provider did not answer in time (instance metadata,
+    /// STS): never sent, may pass later.
+    CredentialsTimedOut,
+    /// The credentials provider failed: never sent, may pass later.
+    CredentialsFailed,
     /// The operation or attempt timeout fired.
     Timeout,
     /// The connector timed out (connect or read).
@@ -475,6 +533,8 @@ pub(crate) enum Refusal {
     },
     /// The bucket does not exist.
     NoSuchBucket,
+    /// No credentials were found.
+    NoCredentials,
     /// The bucket is in another region than the client's.
     WrongRegion {
         /// The S3 error code, or the status.
@@ -514,6 +574,10 @@ impl fmt::Display for Refusal {
                 code.as_deref().unwrap_or("403")
             ),
             Refusal::NoSuchBucket => f.write_str("no such bucket"),
+            Refusal::NoCredentials => f.write_str(
+                "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure a \
+                 profile, web identity or instance role",
+            ),
             Refusal::WrongRegion { code } => {
                 write!(f, "the bucket is in another region than the client's ({code}): set the region")
             }
@@ -548,8 +612,11 @@ pub(crate) fn classify(op: Op, status: Option<u16>, code: Option<&str>, kind: Er
     let code = code.filter(|c| !c.is_empty());
     match kind {
         ErrorKind::Construction | ErrorKind::DispatchUser => return Classified::Refused(Refusal::CannotSend),
-        ErrorKind::Timeout | ErrorKind::DispatchTimeout => return Classified::Fault(Fault::TimedOut),
-        ErrorKind::Dispatch => return Classified::Fault(Fault::ConnectionFailed),
+        ErrorKind::NoCredentials => return Classified::Refused(Refusal::NoCredentials),
+        ErrorKind::Timeout | ErrorKind::DispatchTimeout | ErrorKind::CredentialsTimedOut => {
+            return Classified::Fault(Fault::TimedOut)
+        }
+        ErrorKind::Dispatch | ErrorKind::CredentialsFailed => return Classified::Fault(Fault::ConnectionFailed),
         ErrorKind::Response | ErrorKind::Service => {}
     }
     let Some(status) = status else {
@@ -848,6 +915,43 @@ mod tests {
     }
 
     #[test]
+    fn missing_credentials_are_refused_and_a_failing_provider_is_retried() {
+        for op in ALL_OPS {
+            assert_eq!(classify(op, None, None, ErrorKind::NoCredentials), Classified::Refused(Refusal::NoCredentials));
+            assert_eq!(classify(op, None, None, ErrorKind::CredentialsTimedOut), Classified::Fault(Fault::TimedOut));
+            assert_eq!(
+                classify(op, None, None, ErrorKind::CredentialsFailed),
+                Classified::Fault(Fault::ConnectionFailed)
+            );
+        }
+        assert!(reason(Refusal::NoCredentials).contains("AWS_ACCESS_KEY_ID"));
+    }
+
+    #[test]
+    fn credential_errors_are_found_among_the_causes() {
+        #[derive(Debug)]
+        struct Wrapper(CredentialsError);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("dispatch failure")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let none = Wrapper(CredentialsError::not_loaded("no providers in chain"));
+        assert_eq!(credentials_problem(&none), Some(ErrorKind::NoCredentials));
+        let slow = Wrapper(CredentialsError::provider_timed_out(Duration::from_secs(5)));
+        assert_eq!(credentials_problem(&slow), Some(ErrorKind::CredentialsTimedOut));
+        let failed = Wrapper(CredentialsError::provider_error("STS unreachable"));
+        assert_eq!(credentials_problem(&failed), Some(ErrorKind::CredentialsFailed));
+        let other = std::io::Error::other("reset");
+        assert_eq!(credentials_problem(&other), None);
+    }
+
+    #[test]
     fn access_denied_is_refused() {
         for op in ALL_OPS {
             assert_eq!(
@@ -907,6 +1011,13 @@ mod tests {
         }
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
         assert_eq!(error_detail(&Outer(refused)), "dispatch failure: Connection refused");
+    }
+
+    #[test]
+    fn endpoints_in_messages_carry_no_userinfo() {
+        assert_eq!(without_userinfo("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+        assert_eq!(without_userinfo("https://key:secret@s3.example.com/x"), "https://s3.example.com/x");
+        assert_eq!(without_userinfo("https://s3.example.com/a@b"), "https://s3.example.com/a@b");
     }
 
     #[test]

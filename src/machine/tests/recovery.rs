@@ -141,6 +141,7 @@ impl Node {
                 Action::Ready { next_commit, .. } => self.ready = Some(next_commit),
                 Action::Failed { commits, failure } => self.failed = Some((commits, failure)),
                 Action::Accepted { .. }
+                | Action::Probe { .. }
                 | Action::ProducersMustWait
                 | Action::ProducersMayContinue
                 | Action::ShutdownComplete => {}

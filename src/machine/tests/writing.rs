@@ -16,6 +16,7 @@ struct Harness {
     now: Time,
     puts: BTreeMap<RequestId, PutRequest>,
     heads: BTreeMap<RequestId, Position>,
+    probes: Vec<RequestId>,
     durable: Vec<CommitRange>,
     accepted: Vec<CommitRange>,
     failed: Option<(CommitRange, Failure)>,
@@ -37,6 +38,7 @@ impl Harness {
             now: Time::ZERO,
             puts: BTreeMap::new(),
             heads: BTreeMap::new(),
+            probes: Vec::new(),
             durable: Vec::new(),
             accepted: Vec::new(),
             failed: None,
@@ -58,6 +60,7 @@ impl Harness {
                     self.heads.insert(request, position);
                 }
                 Action::List { .. } => panic!("no LIST outside recovery"),
+                Action::Probe { request } => self.probes.push(request),
                 Action::SetTimer { at } => self.timer = Some(at),
                 Action::CancelTimer => self.timer = None,
                 Action::Accepted { commits } => self.accepted.push(commits),
@@ -187,16 +190,17 @@ fn time_trigger_counts_from_the_batchs_first_commit() {
 }
 
 #[test]
-fn no_batch_is_ever_empty_and_an_idle_machine_sets_no_timer() {
+fn no_batch_is_ever_empty_and_an_idle_machine_only_wakes_to_probe() {
     let mut h = Harness::new(config());
     h.advance(100);
     assert!(h.pending().is_empty());
-    assert_eq!(h.timer, None);
+    assert_eq!(h.timer, Some(Time::from_millis(5_000)), "the only timer: the idle health probe");
     h.commit(b"x");
     h.complete_at(Position(0), PutOutcome::Created);
     h.advance(100);
     assert!(h.pending().is_empty());
-    assert_eq!(h.timer, None);
+    assert_eq!(h.timer, Some(Time::from_millis(5_100)), "5 s after the store last answered");
+    assert!(h.probes.is_empty());
 }
 
 #[test]
@@ -301,11 +305,11 @@ fn exhausted_retries_fail_every_waiting_commit_and_refuse_more() {
     h.commit(b"a");
     h.commits(3, &[0; 60]);
     for _ in 0..2 {
-        h.complete_at(Position(0), fault(Fault::TimedOut));
+        h.complete_at(Position(0), fault(Fault::ServerError { status: 500 }));
         h.advance(1000);
     }
     h.complete_at(Position(1), PutOutcome::Created);
-    h.complete_at(Position(0), fault(Fault::TimedOut));
+    h.complete_at(Position(0), fault(Fault::ServerError { status: 500 }));
     let (commits, failure) = h.failed.clone().expect("failed");
     assert_eq!(commits, CommitRange::new(CommitSeq(0), CommitSeq(4)), "every unacked commit, sent or not");
     assert!(matches!(failure, Failure::RetriesExhausted { attempts: 3, position: Position(0), .. }), "{failure}");
@@ -474,4 +478,51 @@ proptest! {
         prop_assert!(h.shut_down);
         prop_assert_eq!(h.durable_end(), h.m.next_commit_seq());
     }
+}
+
+#[test]
+fn an_idle_writer_probes_the_store_and_carries_on_when_it_answers() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.complete_at(Position(0), PutOutcome::Created);
+    assert!(h.probes.is_empty());
+    h.advance(5_000);
+    assert_eq!(h.probes.len(), 1, "5 s idle: one probe");
+    let probe = h.probes.remove(0);
+    h.input(Input::ProbeFinished { request: probe, outcome: Ok(()) });
+    h.commit(b"b");
+    assert_eq!(h.pending().len(), 1, "healthy: sent at once");
+    assert_eq!(h.m.stats().probes, 1);
+}
+
+#[test]
+fn a_dead_endpoint_pauses_new_batches_until_a_probe_succeeds() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.complete_at(Position(0), fault(Fault::ConnectionFailed));
+    assert_eq!(h.probes.len(), 1, "lost contact: probe at once");
+    h.commit(b"b");
+    assert!(h.pending().is_empty(), "no new batch to an endpoint that does not answer");
+    let probe = h.probes.remove(0);
+    h.input(Input::ProbeFinished { request: probe, outcome: Err(Fault::ConnectionFailed) });
+    assert!(h.probes.is_empty());
+    h.advance(200);
+    assert_eq!(h.probes.len(), 1, "probes again after a backoff");
+    let retry = h.pending_at(Position(0));
+    h.complete(retry, PutOutcome::Created);
+    assert!(h.pending().is_empty(), "still paused: only a probe clears it");
+    let probe = h.probes.remove(0);
+    h.input(Input::ProbeFinished { request: probe, outcome: Ok(()) });
+    assert_eq!(h.pending().len(), 1, "healthy again: the waiting batch goes out");
+    h.complete_at(Position(1), PutOutcome::Created);
+    assert_eq!(h.durable_end(), CommitSeq(2));
+}
+
+#[test]
+fn a_probe_the_store_refuses_fails_the_writer() {
+    let mut h = Harness::new(config());
+    h.advance(5_000);
+    let probe = h.probes.remove(0);
+    h.input(Input::ProbeFinished { request: probe, outcome: Err(Fault::Rejected { reason: "NoSuchBucket".into() }) });
+    assert!(matches!(&h.failed, Some((_, Failure::Rejected { reason, .. })) if reason.contains("NoSuchBucket")));
 }
