@@ -33,4 +33,4 @@ trap stop_moto EXIT
 scripts/moto.sh start >/dev/null
 # shellcheck source=/dev/null
 source "$S3WAL_MOTO_STATE/env"
-cargo test -p s3wal --test s3 --locked -- --ignored
+cargo test -p s3wal --test s3 --test kill9 --locked -- --ignored

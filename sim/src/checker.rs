@@ -2,18 +2,20 @@
 //! application handed over and what the store holds. It knows nothing of
 //! faults, latency or the event queue.
 //!
-//! It keeps an oracle of every commit's bytes by sequence number, a ledger
-//! per instance of what it accepted, acknowledged and reported, and reads
-//! the store's durable prefix. The numbers are those of DESIGN.md's list.
+//! It keeps a ledger per instance of the commits handed to it (its oracle,
+//! byte for byte), what it accepted, acknowledged and reported, and reads
+//! the store's valid log with the library's own rule (`log_prefix`). The
+//! numbers are those of DESIGN.md's list.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
-use s3wal::{CommitRange, CommitSeq, Failure, Refused, Time};
+use s3wal::machine::RecoveryCost;
+use s3wal::{CommitRange, CommitSeq, Epoch, Failure, Refused, Time};
 
 use crate::instance::InstanceId;
-use crate::log_prefix::LogPrefix;
+use crate::log_prefix::{LogPrefix, ObjectCache};
 use crate::s3_model::S3Model;
 use crate::trace::Range;
 
@@ -25,8 +27,14 @@ pub enum Invariant {
     AckOrder,
     /// 2: every acknowledged commit is in the log read back from the store.
     AckedInLog,
+    /// 3: the valid log only grows: what a reader saw it sees forever after.
+    LogGrows,
+    /// 4: recovery makes one successful LIST and a bounded number of other requests.
+    RecoveryCost,
     /// 5: claimed positions and outstanding requests stay within the window.
     Window,
+    /// 6: two live instances never both ack past a fence.
+    OneWriter,
     /// 7: every commit is acknowledged, or the instance failed and reported
     /// every commit it leaves unacknowledged. Nothing hangs.
     Liveness,
@@ -41,7 +49,10 @@ impl Invariant {
         match self {
             Invariant::AckOrder => Some(1),
             Invariant::AckedInLog => Some(2),
+            Invariant::LogGrows => Some(3),
+            Invariant::RecoveryCost => Some(4),
             Invariant::Window => Some(5),
+            Invariant::OneWriter => Some(6),
             Invariant::Liveness => Some(7),
             Invariant::Contract => None,
         }
@@ -51,6 +62,9 @@ impl Invariant {
         match self {
             Invariant::AckOrder => "acks in order, only for commits durable in the store",
             Invariant::AckedInLog => "every acked commit is in the log",
+            Invariant::LogGrows => "the valid log only grows",
+            Invariant::RecoveryCost => "recovery uses one LIST and bounded requests",
+            Invariant::OneWriter => "no two instances ack past a fence",
             Invariant::Window => "window and outstanding requests bounded",
             Invariant::Liveness => "every commit acked or reported failed",
             Invariant::Contract => "driving contract",
@@ -92,15 +106,35 @@ pub struct WindowState {
     pub driver_outstanding: usize,
 }
 
+/// What a recovering instance heard before it was `Ready`: the answers that
+/// justify a retry. The driver reports them; the checker bounds recovery's
+/// requests with them (invariant 4).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryHeard {
+    /// LIST answers that were failures.
+    pub failed_lists: u64,
+    /// HEAD answers that were failures.
+    pub failed_heads: u64,
+    /// PUT answers that were failures.
+    pub failed_puts: u64,
+    /// PUT answers that were 412 (each may need a HEAD to resolve).
+    pub put_412s: u64,
+}
+
+/// The most HEADs (read-back) and fence PUTs a recovery makes, retries aside.
+pub const RECOVERY_REQUEST_BOUND: u64 = 2000;
+
 /// What one instance reported, in order.
 #[derive(Clone, Debug)]
 struct Ledger {
     /// Whether it reported `Ready` (recovery is done).
     ready: bool,
+    /// Its epoch (from `Ready`).
+    epoch: Epoch,
     /// Its first commit (from `Ready`).
     first: CommitSeq,
-    /// Commits handed over to it end here.
-    handed_end: CommitSeq,
+    /// The commits handed over to it, from `first`: its oracle.
+    handed: Vec<Bytes>,
     /// Commits it reported `Accepted` end here.
     accepted_end: CommitSeq,
     /// Commits it reported `Durable` end here.
@@ -108,19 +142,44 @@ struct Ledger {
     /// What it reported when it failed.
     failed: Option<(CommitRange, Failure)>,
     shut_down: bool,
+    /// Dropped by the world: it reports nothing more.
+    crashed: bool,
+}
+
+impl Ledger {
+    fn handed_end(&self) -> CommitSeq {
+        self.first.plus(self.handed.len() as u64)
+    }
+
+    fn handed(&self, seq: CommitSeq) -> Option<&Bytes> {
+        seq.0.checked_sub(self.first.0).and_then(|i| self.handed.get(i as usize))
+    }
+
+    fn ended(&self) -> bool {
+        self.failed.is_some() || self.shut_down || self.crashed
+    }
+
+    fn has_acked(&self) -> bool {
+        self.acked_end > self.first
+    }
 }
 
 /// The checker of one run.
 #[derive(Debug)]
 pub struct Checker {
     max_in_flight: usize,
-    /// Every commit handed over, by sequence number.
-    oracle: BTreeMap<CommitSeq, Bytes>,
     ledgers: BTreeMap<InstanceId, Ledger>,
-    /// The store's durable prefix as last read (objects never change).
+    /// Decoded store objects (they never change).
+    cache: ObjectCache,
+    /// The valid log as last read.
     prefix: LogPrefix,
+    /// Acks since the last fresh read of the log (invariant 3).
+    acks_since_checkpoint: u32,
     checks: u64,
 }
+
+/// A fresh read of the log is compared with the last one after this many acks.
+const ACKS_PER_CHECKPOINT: u32 = 32;
 
 type Checked = Result<(), Violation>;
 
@@ -129,9 +188,10 @@ impl Checker {
     pub fn new(max_in_flight: usize) -> Checker {
         Checker {
             max_in_flight,
-            oracle: BTreeMap::new(),
             ledgers: BTreeMap::new(),
+            cache: ObjectCache::default(),
             prefix: LogPrefix::new(),
+            acks_since_checkpoint: 0,
             checks: 0,
         }
     }
@@ -148,7 +208,12 @@ impl Checker {
 
     /// Commits handed over, to any instance.
     pub fn handed_over(&self) -> u64 {
-        self.oracle.len() as u64
+        self.ledgers.values().map(|l| l.handed.len() as u64).sum()
+    }
+
+    /// An instance's epoch and its acknowledged commits `[first, acked_end)`.
+    pub fn acked_range(&self, instance: InstanceId) -> Option<(Epoch, CommitRange)> {
+        self.ledgers.get(&instance).map(|l| (l.epoch, CommitRange::new(l.first, l.acked_end)))
     }
 
     fn check(&mut self, ok: bool, violation: impl FnOnce() -> Violation) -> Checked {
@@ -185,36 +250,70 @@ impl Checker {
         let zero = CommitSeq(0);
         let ledger = Ledger {
             ready: false,
+            epoch: Epoch::default(),
             first: zero,
-            handed_end: zero,
+            handed: Vec::new(),
             accepted_end: zero,
             acked_end: zero,
             failed: None,
             shut_down: false,
+            crashed: false,
         };
         self.ledgers.insert(instance, ledger);
         Ok(())
     }
 
     /// `Action::Ready`: the instance numbers its commits from `next_commit`.
-    pub fn on_ready(&mut self, at: Time, instance: InstanceId, next_commit: CommitSeq) -> Checked {
+    /// After a recovery, its cost is judged (invariant 4) against what it heard.
+    pub fn on_ready(
+        &mut self,
+        at: Time,
+        instance: InstanceId,
+        next_commit: CommitSeq,
+        epoch: Epoch,
+        recovery: Option<(RecoveryCost, RecoveryHeard)>,
+    ) -> Checked {
         let l = self.ledger(at, instance)?.clone();
         let v = violation(Invariant::Contract, at, instance);
-        let first = !l.ready && l.failed.is_none() && !l.shut_down;
+        let first = !l.ready && !l.ended();
         self.check(first, || v("Ready twice, or after the instance ended".into()))?;
+        if let Some((cost, heard)) = recovery {
+            let v = violation(Invariant::RecoveryCost, at, instance);
+            let lists_ok = cost.lists == heard.failed_lists + 1;
+            self.check(lists_ok, || {
+                v(format!(
+                    "{} LISTs, {} of them failed: not exactly one successful LIST",
+                    cost.lists, heard.failed_lists
+                ))
+            })?;
+            let heads = RECOVERY_REQUEST_BOUND + heard.failed_heads + heard.put_412s;
+            self.check(cost.heads <= heads, || {
+                v(format!(
+                    "{} HEADs, bound {heads} ({RECOVERY_REQUEST_BOUND} + {} retries + {} owner checks)",
+                    cost.heads, heard.failed_heads, heard.put_412s
+                ))
+            })?;
+            let puts = RECOVERY_REQUEST_BOUND + heard.failed_puts;
+            self.check(cost.puts <= puts, || {
+                v(format!(
+                    "{} fence PUTs, bound {puts} ({RECOVERY_REQUEST_BOUND} + {} retries)",
+                    cost.puts, heard.failed_puts
+                ))
+            })?;
+        }
         let l = self.ledger(at, instance)?;
         l.ready = true;
-        (l.first, l.handed_end, l.accepted_end, l.acked_end) = (next_commit, next_commit, next_commit, next_commit);
-        Ok(())
+        l.epoch = epoch;
+        (l.first, l.accepted_end, l.acked_end) = (next_commit, next_commit, next_commit);
+        self.checkpoint(at, instance)
     }
 
     /// The instance took commit `seq` (its `next_commit_seq` before the input).
     pub fn on_commit(&mut self, at: Time, instance: InstanceId, seq: CommitSeq, payload: Bytes) -> Checked {
-        let expected = self.ready_ledger(at, instance)?.handed_end;
+        let expected = self.ready_ledger(at, instance)?.handed_end();
         let v = violation(Invariant::Contract, at, instance);
         self.check(seq == expected, || v(format!("commit numbered {seq}, expected {expected}")))?;
-        self.ledger(at, instance)?.handed_end = seq.next();
-        self.oracle.insert(seq, payload);
+        self.ledger(at, instance)?.handed.push(payload);
         Ok(())
     }
 
@@ -222,57 +321,115 @@ impl Checker {
     pub fn on_refused(&mut self, at: Time, instance: InstanceId, refused: &Refused) -> Checked {
         let l = self.ledger(at, instance)?.clone();
         let v = violation(Invariant::Contract, at, instance);
-        let ended = l.failed.is_some() || l.shut_down;
-        self.check(ended, || v(format!("a running instance refused a commit: {refused}")))
+        self.check(l.ended(), || v(format!("a running instance refused a commit: {refused}")))
     }
 
     /// `Action::Accepted`.
     pub fn on_accepted(&mut self, at: Time, instance: InstanceId, commits: CommitRange) -> Checked {
         let l = self.ready_ledger(at, instance)?;
-        let ok = commits.start == l.accepted_end && !commits.is_empty() && commits.end <= l.handed_end;
+        let handed_end = l.handed_end();
+        let ok = commits.start == l.accepted_end && !commits.is_empty() && commits.end <= handed_end;
         let v = violation(Invariant::Contract, at, instance);
         self.check(ok, || {
             v(format!(
-                "accepted {} but accepted so far ends at {} and commits handed over end at {}",
+                "accepted {} but accepted so far ends at {} and commits handed over end at {handed_end}",
                 Range(commits),
                 l.accepted_end,
-                l.handed_end
             ))
         })?;
         self.ledger(at, instance)?.accepted_end = commits.end;
         Ok(())
     }
 
-    /// `Action::Durable`: invariant 1, against the store as it is right now.
+    /// `Action::Durable`: invariant 1 against the store's valid log as it is
+    /// right now, byte for byte; invariant 6 against every other instance.
     pub fn on_durable(&mut self, at: Time, instance: InstanceId, commits: CommitRange, store: &S3Model) -> Checked {
         let l = self.ready_ledger(at, instance)?;
         let v = violation(Invariant::AckOrder, at, instance);
-        let failed = l.failed.is_some() || l.shut_down;
-        self.check(!failed, || v(format!("ack {} after the instance ended", Range(commits))))?;
+        self.check(!l.ended(), || v(format!("ack {} after the instance ended", Range(commits))))?;
         let in_order = commits.start == l.acked_end && !commits.is_empty();
         self.check(in_order, || v(format!("ack {} but acks so far end at {}", Range(commits), l.acked_end)))?;
         let accepted = commits.end <= l.accepted_end;
         self.check(accepted, || {
             v(format!("ack {} past the accepted commits (end {})", Range(commits), l.accepted_end))
         })?;
-        self.read_store(store);
+        self.prefix.extend(store, &mut self.cache);
         let durable_end = self.prefix.end_seq();
-        let in_store = commits.end <= durable_end;
-        let (next, blocked) = (self.prefix.next_position(), self.prefix.blocked().map(str::to_owned));
-        self.check(in_store, || {
+        let ends = self.prefix.end_description();
+        self.check(commits.end <= durable_end, || {
+            v(format!("ack {} but the store's valid log ends at {durable_end} ({ends})", Range(commits)))
+        })?;
+        let differs = (commits.start.0..commits.end.0).map(CommitSeq).find(|s| self.prefix.commit(*s) != l.handed(*s));
+        self.check(differs.is_none(), || {
             v(format!(
-                "ack {} but the store's durable prefix ends at {durable_end} ({next} {})",
+                "ack {} but the valid log's {} is not the commit handed over",
                 Range(commits),
-                blocked.map_or("is missing".into(), |b| format!("is unusable: {b}"))
+                differs.unwrap_or_default()
             ))
         })?;
+        self.check_one_writer(at, instance, l.epoch, CommitRange::new(l.first, commits.end))?;
         self.ledger(at, instance)?.acked_end = commits.end;
+        self.acks_since_checkpoint += 1;
+        if self.acks_since_checkpoint >= ACKS_PER_CHECKPOINT {
+            self.checkpoint_store(at, instance, store)?;
+        }
         Ok(())
     }
 
-    fn read_store(&mut self, store: &S3Model) {
-        let oracle = &self.oracle;
-        self.prefix.extend(store, |seq, commit| same_bytes(oracle, seq, commit));
+    /// Invariant 6: an instance acking `acked` (its commits from its first)
+    /// with `epoch` and every other instance that acked: the older one's acks
+    /// must stay below the newer one's first commit.
+    fn check_one_writer(&mut self, at: Time, instance: InstanceId, epoch: Epoch, acked: CommitRange) -> Checked {
+        let others: Vec<(InstanceId, Ledger)> = self
+            .ledgers
+            .iter()
+            .filter(|(id, l)| **id != instance && l.ready && l.has_acked())
+            .map(|(id, l)| (*id, l.clone()))
+            .collect();
+        let v = violation(Invariant::OneWriter, at, instance);
+        for (other, o) in others {
+            let (older_end, newer_first, newer) = match o.epoch.cmp(&epoch) {
+                std::cmp::Ordering::Greater => (acked.end, o.first, other),
+                std::cmp::Ordering::Less => (o.acked_end, acked.start, instance),
+                std::cmp::Ordering::Equal => {
+                    self.check(false, || v(format!("{other} acked with the same epoch {epoch}")))?;
+                    continue;
+                }
+            };
+            self.check(older_end <= newer_first, || {
+                v(format!(
+                    "{instance} ({epoch}) acks up to {} and {other} ({}) up to {}: the older acked up to {older_end}, past the newer {newer}'s first commit {newer_first}",
+                    acked.end, o.epoch, o.acked_end
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Invariant 3 at a checkpoint the world chooses (an instance started,
+    /// crashed, paused, resumed or ended): a fresh read of the store's valid
+    /// log extends every earlier read.
+    pub fn checkpoint_store(&mut self, at: Time, instance: InstanceId, store: &S3Model) -> Checked {
+        self.acks_since_checkpoint = 0;
+        let fresh = LogPrefix::read(store, &mut self.cache);
+        let grows = self.prefix.is_prefix_of(&fresh);
+        let v = violation(Invariant::LogGrows, at, instance);
+        self.check(grows.is_ok(), || v(grows.err().unwrap_or_default()))?;
+        self.prefix = fresh;
+        Ok(())
+    }
+
+    /// Marks a lifecycle point at which the next store checkpoint is due.
+    fn checkpoint(&mut self, _at: Time, _instance: InstanceId) -> Checked {
+        self.acks_since_checkpoint = ACKS_PER_CHECKPOINT;
+        Ok(())
+    }
+
+    /// The instance was dropped: it reports nothing more, and what it left
+    /// unacknowledged is lost (allowed).
+    pub fn on_crash(&mut self, at: Time, instance: InstanceId, store: &S3Model) -> Checked {
+        self.ledger(at, instance)?.crashed = true;
+        self.checkpoint_store(at, instance, store)
     }
 
     /// `Action::Failed`: the instance must list every commit it leaves
@@ -280,40 +437,40 @@ impl Checker {
     pub fn on_failed(&mut self, at: Time, instance: InstanceId, commits: CommitRange, failure: &Failure) -> Checked {
         let l = self.ledger(at, instance)?.clone();
         let v = violation(Invariant::Liveness, at, instance);
-        let first = l.failed.is_none() && !l.shut_down;
-        self.check(first, || v(format!("failed again ({failure})")))?;
+        self.check(!l.ended(), || v(format!("failed again ({failure})")))?;
         // Before Ready no commit was taken, so none can be left behind.
-        let all =
-            if l.ready { commits.start == l.acked_end && commits.end == l.handed_end } else { commits.is_empty() };
+        let handed_end = l.handed_end();
+        let all = if l.ready { commits.start == l.acked_end && commits.end == handed_end } else { commits.is_empty() };
         self.check(all, || {
             v(format!(
                 "failed ({failure}) listing {} but {} are unacknowledged",
                 Range(commits),
-                Range(CommitRange::new(l.acked_end, l.handed_end))
+                Range(CommitRange::new(l.acked_end, handed_end))
             ))
         })?;
         self.ledger(at, instance)?.failed = Some((commits, failure.clone()));
-        Ok(())
+        self.checkpoint(at, instance)
     }
 
     /// `Action::ShutdownComplete`: unless failed, every commit is acked.
     pub fn on_shutdown_complete(&mut self, at: Time, instance: InstanceId) -> Checked {
         let l = self.ledger(at, instance)?.clone();
         let v = violation(Invariant::Liveness, at, instance);
-        let drained = l.failed.is_some() || l.acked_end == l.handed_end;
+        let handed_end = l.handed_end();
+        let drained = l.failed.is_some() || l.acked_end == handed_end;
         self.check(drained, || {
-            v(format!("shutdown complete with {} unacknowledged", Range(CommitRange::new(l.acked_end, l.handed_end))))
+            v(format!("shutdown complete with {} unacknowledged", Range(CommitRange::new(l.acked_end, handed_end))))
         })?;
         self.check(!l.shut_down, || v("shutdown completed twice".into()))?;
         self.ledger(at, instance)?.shut_down = true;
-        Ok(())
+        self.checkpoint(at, instance)
     }
 
     /// After every step of a live instance: invariant 5.
     pub fn after_step(&mut self, at: Time, instance: InstanceId, window: WindowState) -> Checked {
         let limit = self.max_in_flight;
         let v = violation(Invariant::Window, at, instance);
-        let ended = self.ledgers.get(&instance).is_some_and(|l| l.failed.is_some() || l.shut_down);
+        let ended = self.ledgers.get(&instance).is_some_and(Ledger::ended);
         self.check(window.window_len <= limit, || {
             v(format!("{} positions claimed beyond the durable prefix, limit {limit}", window.window_len))
         })?;
@@ -326,57 +483,60 @@ impl Checker {
         })
     }
 
-    /// At the end of the run: invariants 2 and 7.
+    /// Whether a store checkpoint is due (the world calls
+    /// [`Checker::checkpoint_store`] then).
+    pub fn checkpoint_due(&self) -> bool {
+        self.acks_since_checkpoint >= ACKS_PER_CHECKPOINT
+    }
+
+    /// At the end of the run: invariants 2, 3 and 7.
     pub fn finish(&mut self, at: Time, store: &S3Model) -> Checked {
-        self.check_acked_in_log(at, store)?;
+        let last = self.ledgers.keys().next_back().copied().unwrap_or(InstanceId(0));
+        self.checkpoint_store(at, last, store)?;
+        self.check_acked_in_log(at)?;
         let ledgers: Vec<(InstanceId, Ledger)> = self.ledgers.iter().map(|(id, l)| (*id, l.clone())).collect();
         for (instance, l) in ledgers {
             let v = violation(Invariant::Liveness, at, instance);
-            let ended = l.failed.is_some() || l.shut_down;
-            self.check(ended, || {
+            self.check(l.ended(), || {
                 v(format!(
                     "the run ended with the instance neither shut down nor failed; acked up to {}, handed over up to {}",
-                    l.acked_end, l.handed_end
+                    l.acked_end,
+                    l.handed_end()
                 ))
             })?;
         }
         Ok(())
     }
 
-    /// Invariant 2: the log read afresh from the store holds every acked
-    /// commit, byte for byte, in order.
-    fn check_acked_in_log(&mut self, at: Time, store: &S3Model) -> Checked {
-        let oracle = &self.oracle;
-        let mut log = LogPrefix::new();
-        log.extend(store, |seq, commit| same_bytes(oracle, seq, commit));
-        let acked: Vec<(InstanceId, CommitSeq)> = self.ledgers.iter().map(|(id, l)| (*id, l.acked_end)).collect();
-        for (instance, acked_end) in acked {
-            let v = violation(Invariant::AckedInLog, at, instance);
-            let (end, next, blocked) = (log.end_seq(), log.next_position(), log.blocked().map(str::to_owned));
-            self.check(acked_end <= end, || {
-                v(format!(
-                    "acked up to {acked_end} but the log read back ends at {end} ({next} {})",
-                    blocked.map_or("is missing".into(), |b| format!("is unusable: {b}"))
-                ))
+    /// Invariant 2: the log read afresh from the store with the library's
+    /// rule holds every acked commit of every instance, byte for byte, in
+    /// order, and nothing that was never handed over.
+    fn check_acked_in_log(&mut self, at: Time) -> Checked {
+        let ledgers: Vec<(InstanceId, Ledger)> = self.ledgers.iter().map(|(id, l)| (*id, l.clone())).collect();
+        for (instance, l) in &ledgers {
+            let v = violation(Invariant::AckedInLog, at, *instance);
+            let (end, ends) = (self.prefix.end_seq(), self.prefix.end_description());
+            self.check(l.acked_end <= end, || {
+                v(format!("acked up to {} but the log read back ends at {end} ({ends})", l.acked_end))
+            })?;
+            let differs = (l.first.0..l.acked_end.0).map(CommitSeq).find(|s| self.prefix.commit(*s) != l.handed(*s));
+            self.check(differs.is_none(), || {
+                v(format!("acked {} differs from the log read back", differs.unwrap_or_default()))
             })?;
         }
-        Ok(())
+        let stray = self.prefix.commits().iter().enumerate().find(|(i, c)| {
+            let seq = CommitSeq(*i as u64);
+            !ledgers.iter().any(|(_, l)| l.handed(seq) == Some(*c))
+        });
+        let v = violation(Invariant::AckedInLog, at, InstanceId(0));
+        self.check(stray.is_none(), || {
+            v(format!("the log's commit #{} was never handed over at that number", stray.map_or(0, |(i, _)| i)))
+        })
     }
 }
 
 fn violation(invariant: Invariant, at: Time, instance: InstanceId) -> impl Fn(String) -> Violation {
     move |detail| Violation { invariant, at, instance, detail }
-}
-
-/// Whether the store's `commit` at `seq` is the one handed over.
-fn same_bytes(oracle: &BTreeMap<CommitSeq, Bytes>, seq: CommitSeq, commit: &Bytes) -> Result<(), String> {
-    match oracle.get(&seq) {
-        Some(expected) if expected == commit => Ok(()),
-        Some(expected) => {
-            Err(format!("{seq} holds {} bytes that differ from the {} handed over", commit.len(), expected.len()))
-        }
-        None => Err(format!("{seq} was never handed over")),
-    }
 }
 
 #[cfg(test)]
@@ -399,7 +559,7 @@ mod tests {
     fn checker(n: u64) -> Checker {
         let mut c = Checker::new(4);
         c.on_start(Time::ZERO, L1).expect("start");
-        c.on_ready(Time::ZERO, L1, CommitSeq(0)).expect("ready");
+        c.on_ready(Time::ZERO, L1, CommitSeq(0), Epoch::default(), None).expect("ready");
         for seq in 0..n {
             c.on_commit(Time::ZERO, L1, CommitSeq(seq), payload(seq)).expect("commit");
         }
@@ -475,7 +635,11 @@ mod tests {
         assert_eq!(v.invariant, Invariant::Contract);
         let failure = Failure::Rejected { position: Position(0), reason: "no".into() };
         c.on_failed(Time::ZERO, L1, range(0, 0), &failure).expect("nothing to list");
-        assert_eq!(invariant(c.on_ready(Time::ZERO, L1, CommitSeq(0))), Invariant::Contract, "ready after failing");
+        assert_eq!(
+            invariant(c.on_ready(Time::ZERO, L1, CommitSeq(0), Epoch::default(), None)),
+            Invariant::Contract,
+            "ready after failing"
+        );
         c.finish(Time::ZERO, &S3Model::new()).expect("failed cleanly");
     }
 

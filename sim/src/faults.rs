@@ -44,11 +44,17 @@ pub enum FaultClass {
     SdkRetry,
     /// Inside a burst window: every request fails, nothing is written.
     Burst,
+    /// A writer instance crashed (was dropped); a new one recovers.
+    Crash,
+    /// A writer instance was paused, a new one took over, then it resumed.
+    Zombie,
+    /// Two new instances recovered at once, from the same listing.
+    DualRecovery,
 }
 
 impl FaultClass {
     /// Every class, in a fixed order.
-    pub const ALL: [FaultClass; 9] = [
+    pub const ALL: [FaultClass; 12] = [
         FaultClass::FailBeforeApply,
         FaultClass::ResponseLost,
         FaultClass::TimeoutNotApplied,
@@ -58,6 +64,9 @@ impl FaultClass {
         FaultClass::Conflict,
         FaultClass::SdkRetry,
         FaultClass::Burst,
+        FaultClass::Crash,
+        FaultClass::Zombie,
+        FaultClass::DualRecovery,
     ];
 
     /// The classes injected per request at a drawn rate (bursts are windows).
@@ -84,6 +93,9 @@ impl FaultClass {
             FaultClass::Conflict => "conflict-409",
             FaultClass::SdkRetry => "sdk-retry",
             FaultClass::Burst => "burst",
+            FaultClass::Crash => "crash",
+            FaultClass::Zombie => "zombie",
+            FaultClass::DualRecovery => "dual-recovery",
         }
     }
 
@@ -238,7 +250,7 @@ pub struct FaultEffect {
 
 /// How many faults of each class a run injected.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FaultCounts([u64; 9]);
+pub struct FaultCounts([u64; 12]);
 
 impl FaultCounts {
     /// The count of one class.
@@ -301,6 +313,11 @@ impl FaultInjector {
     /// Faults injected so far.
     pub fn counts(&self) -> &FaultCounts {
         &self.counts
+    }
+
+    /// Counts a fault the world injected itself (a crash, a zombie, …).
+    pub fn count(&mut self, class: FaultClass) {
+        self.counts.add(class);
     }
 
     /// Whether faults are still being injected.
@@ -388,6 +405,9 @@ fn effect(class: FaultClass, rng: &mut ChaCha8Rng) -> FaultEffect {
         FaultClass::SdkRetry => {
             let gap = Duration::from_micros(rng.random_range(0..=10_000));
             return FaultEffect { class, reach: Reach::Twice(gap), answer_at: AnswerAt::AsUsual, fault: None };
+        }
+        FaultClass::Crash | FaultClass::Zombie | FaultClass::DualRecovery => {
+            unreachable!("{class} is not a per-request fault")
         }
         FaultClass::Burst => {
             let fault = match rng.random_range(0..3) {

@@ -10,6 +10,8 @@ use std::fmt;
 
 use s3wal::{Persister, Time};
 
+use crate::checker::RecoveryHeard;
+
 /// Names an instance for the whole run (a restart gets a new id).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InstanceId(pub u32);
@@ -96,6 +98,12 @@ pub struct Instance {
     pub producers_must_wait: bool,
     /// Whether the application asked it to shut down.
     pub shutdown_requested: bool,
+    /// Paused (a zombie) until then: its timer and answers are held back.
+    pub paused_until: Option<Time>,
+    /// Its timer fired while it was paused.
+    pub timer_held: bool,
+    /// What it heard while recovering (for invariant 4).
+    pub heard: RecoveryHeard,
 }
 
 impl Instance {
@@ -109,12 +117,20 @@ impl Instance {
             in_flight: BTreeSet::new(),
             producers_must_wait: false,
             shutdown_requested: false,
+            paused_until: None,
+            timer_held: false,
+            heard: RecoveryHeard::default(),
         }
     }
 
     /// Whether a producer may hand it a commit now.
     pub fn takes_commits(&self) -> bool {
-        self.status == Status::Ready && !self.producers_must_wait && !self.shutdown_requested
+        self.status == Status::Ready && !self.producers_must_wait && !self.shutdown_requested && !self.is_paused()
+    }
+
+    /// Whether it is paused (a zombie).
+    pub fn is_paused(&self) -> bool {
+        self.paused_until.is_some()
     }
 
     /// Whether it reported an end (failed or shut down).

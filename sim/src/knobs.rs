@@ -30,6 +30,80 @@ pub struct RunKnobs {
     pub request_timeout: Duration,
     /// How long after the last commit the application asks for a shutdown.
     pub shutdown_delay: Duration,
+    /// Crashes, zombies and concurrent recoveries.
+    pub takeovers: TakeoverKnobs,
+}
+
+/// An instance paused while a new one takes over, then resumed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ZombiePlan {
+    /// The leader is paused when the workload issues this commit (0-based).
+    pub at_commit: u64,
+    /// How long it stays paused.
+    pub pause: Duration,
+}
+
+/// The takeovers of one run: each drawn from the seed (its own stream, so
+/// the other knobs stay what they were) and counted as a fault class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TakeoverKnobs {
+    /// The leader crashes when the workload issues each of these commits.
+    pub crashes: Vec<u64>,
+    /// Leaders paused and resumed.
+    pub zombies: Vec<ZombiePlan>,
+    /// The chance a new leader comes as two instances recovering at once.
+    pub dual_recovery: f64,
+    /// The most a crash or pause lags behind the commit that triggers it.
+    pub trigger_delay: Duration,
+    /// How long after a crash or pause the new instance starts.
+    pub restart_delay: Duration,
+}
+
+impl TakeoverKnobs {
+    /// No takeover at all.
+    pub fn none() -> TakeoverKnobs {
+        TakeoverKnobs {
+            crashes: Vec::new(),
+            zombies: Vec::new(),
+            dual_recovery: 0.0,
+            trigger_delay: Duration::from_millis(20),
+            restart_delay: Duration::ZERO,
+        }
+    }
+
+    /// Knobs for a run of `commits` commits: half the runs have none.
+    pub fn draw(rng: &mut ChaCha8Rng, commits: u64) -> TakeoverKnobs {
+        let mut k = TakeoverKnobs::none();
+        k.trigger_delay = uniform_duration(rng, Duration::ZERO, Duration::from_millis(50));
+        k.restart_delay = uniform_duration(rng, Duration::ZERO, Duration::from_millis(200));
+        if chance(rng, 0.5) || commits == 0 {
+            return k;
+        }
+        let crashes = [0, 1, 1, 2][rng.random_range(0..4)];
+        k.crashes = (0..crashes).map(|_| rng.random_range(0..commits)).collect();
+        k.crashes.sort_unstable();
+        if chance(rng, 0.5) {
+            let pause = Duration::from_secs_f64(log_uniform(rng, 0.02, 5.0));
+            k.zombies.push(ZombiePlan { at_commit: rng.random_range(0..commits), pause });
+        }
+        if chance(rng, 0.5) {
+            k.dual_recovery = 0.5;
+        }
+        k
+    }
+
+    /// One line for a trace header.
+    pub fn summary(&self) -> String {
+        let zombies: Vec<String> =
+            self.zombies.iter().map(|z| format!("@{}+{}ms", z.at_commit, z.pause.as_millis())).collect();
+        format!(
+            "crashes {:?} zombies [{}] dual {:.0}% restart {}ms",
+            self.crashes,
+            zombies.join(" "),
+            self.dual_recovery * 100.0,
+            self.restart_delay.as_millis()
+        )
+    }
 }
 
 impl RunKnobs {
@@ -47,6 +121,7 @@ impl RunKnobs {
             faults: FaultKnobs::draw(&mut rng, commits),
             request_timeout: uniform_duration(&mut rng, Duration::from_secs(7), Duration::from_secs(15)),
             shutdown_delay: uniform_duration(&mut rng, Duration::ZERO, Duration::from_millis(100)),
+            takeovers: TakeoverKnobs::draw(&mut stream(seed, Stream::Takeovers), commits),
         }
     }
 
@@ -56,6 +131,7 @@ impl RunKnobs {
             format!("config {}", self.config_summary()),
             format!("workload {}", self.workload.summary()),
             format!("faults {}", self.faults.summary()),
+            format!("takeovers {}", self.takeovers.summary()),
         ]
     }
 

@@ -20,6 +20,10 @@ pub enum Stream {
     Latency = 3,
     /// Which requests fail, and how.
     Faults = 4,
+    /// When instances crash or pause, and how long they stay paused.
+    Takeovers = 5,
+    /// New instances' identities, crash and restart delays.
+    Instances = 6,
 }
 
 /// The generator for `stream` of `seed`.

@@ -11,11 +11,13 @@
 
 mod dir;
 mod mem;
+mod prefixed;
 #[cfg(feature = "s3")]
 mod s3;
 
 pub use dir::DirStore;
 pub use mem::MemStore;
+pub use prefixed::Prefixed;
 #[cfg(feature = "s3")]
 pub use s3::{S3Error, S3Options, S3Store};
 

@@ -53,7 +53,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn demo(args: &DemoArgs, temp: Option<PathBuf>) -> anyhow::Result<()> {
-    let store = args.store.open(temp).await?;
+    let store = args.store.open(temp, args.tuning.config().target_pool_size).await?;
     println!("s3wal demo on {}", store.describe());
     let options = OpenOptions { config: args.tuning.config(), ..OpenOptions::default() };
 

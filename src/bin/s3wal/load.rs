@@ -92,7 +92,7 @@ pub fn payload(seed: u64, seq: CommitSeq, size: usize) -> Bytes {
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
-    let store = args.store.open(None).await?;
+    let store = args.store.open(None, args.tuning.config().target_pool_size).await?;
     let options = OpenOptions { config: args.tuning.config(), ..OpenOptions::default() };
     let log = Log::open(store, options).await.context("cannot open the log")?;
     let first = log.next_seq();

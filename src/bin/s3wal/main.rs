@@ -1,6 +1,7 @@
 //! `s3wal`: the command line. Every command takes a store: `--dir PATH`
 //! (the default: a local directory) or `--s3 s3://bucket/prefix`.
 
+mod bench;
 mod demo;
 mod load;
 mod replay;
@@ -32,6 +33,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Show the log's objects, epochs, fences, first gap and usage (never writes).
     Inspect(replay::InspectArgs),
+    /// Compare s3wal with a one-PUT-per-commit writer on the same store (W1, W2).
+    Bench(bench::BenchArgs),
 }
 
 /// An error whose cause is the user's input: exit code 2.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
             Command::Load(args) => load::run(args).await,
             Command::Replay(args) => replay::replay(args).await,
             Command::Inspect(args) => replay::inspect(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

@@ -37,7 +37,7 @@ pub struct InspectArgs {
 }
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let store = args.store.open(None).await?;
+    let store = args.store.open(None, 16).await?;
     let reader = Reader::new(store);
     let out: Box<dyn Write> = match &args.out {
         Some(path) => {
@@ -56,7 +56,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 pub async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
-    let store = args.store.open(None).await?;
+    let store = args.store.open(None, 16).await?;
     let describe = store.describe();
     let reader = Reader::new(store);
     let (objects, usage) = reader.inspect().await.context("cannot inspect the log")?;

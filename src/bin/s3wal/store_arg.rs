@@ -25,9 +25,10 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     /// Opens the store; `default_dir` is used when neither flag is given.
-    pub async fn open(&self, default_dir: Option<PathBuf>) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    /// An S3 store is checked (endpoint, credentials, bucket) before use.
+    pub async fn open(&self, default_dir: Option<PathBuf>, pool_size: u32) -> anyhow::Result<Arc<dyn ObjectStore>> {
         if let Some(url) = &self.s3 {
-            return open_s3(url, self.endpoint.as_deref()).await;
+            return open_s3(url, self.endpoint.as_deref(), pool_size).await;
         }
         let dir = self
             .dir
@@ -51,10 +52,26 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), UsageError> {
     Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
 }
 
-async fn open_s3(url: &str, endpoint: Option<&str>) -> anyhow::Result<Arc<dyn ObjectStore>> {
+async fn open_s3(url: &str, endpoint: Option<&str>, pool_size: u32) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    use s3wal::store::{S3Error, S3Options, S3Store};
     let (bucket, prefix) = parse_s3_url(url)?;
-    let _ = (bucket, prefix, endpoint);
-    Err(UsageError("this build has no S3 support yet".into()).into())
+    let options = S3Options {
+        bucket,
+        prefix,
+        endpoint: endpoint.map(String::from),
+        force_path_style: endpoint.is_some(),
+        pool_size: pool_size.max(1) as usize,
+        ..S3Options::default()
+    };
+    let store = match S3Store::connect(options).await {
+        Ok(store) => store,
+        Err(e @ (S3Error::InvalidOption { .. } | S3Error::DirectoryBucket { .. })) => {
+            return Err(UsageError(e.to_string()).into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    store.check().await.with_context(|| format!("cannot use {url}"))?;
+    Ok(Arc::new(store))
 }
 
 #[cfg(test)]

@@ -1,0 +1,396 @@
+//! `SimStore`: the simulator's S3 model behind the library's
+//! [`ObjectStore`] trait, so the real tokio driver can run against it under
+//! madsim (`RUSTFLAGS="--cfg madsim"`).
+//!
+//! It shares everything with the pure world: the bucket is an [`S3Model`],
+//! faults come from a [`FaultInjector`] with the run's [`FaultKnobs`],
+//! latencies from a [`LatencyModel`], each on its own seeded stream of
+//! [`crate::sampling`]. Only time differs: a request *waits* with
+//! `tokio::time::sleep` (madsim's virtual clock) instead of scheduling an
+//! event.
+//!
+//! A request is applied when it reaches the store and answered later, so
+//! answers reorder and a request may land although its answer is lost.
+//! Under madsim the landing runs on a node of its own, the "S3" node: a
+//! request in the network still lands after the client node is killed or
+//! while it is paused, as it would against the real service. Clones share
+//! one bucket: give one to every node.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use s3wal::format::TAG_METADATA_KEY;
+use s3wal::store::{metadata_value, GetOutcome, ListEntry, ListPage, ObjectStore};
+use s3wal::{Fault, HeadOutcome, PutOutcome, Time};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::faults::{
+    AnswerAt, FaultClass, FaultCounts, FaultEffect, FaultInjector, FaultKnobs, PhaseChange, Reach, RequestKind,
+};
+use crate::latency::{LatencyKnobs, LatencyModel, Timing};
+use crate::report::StoreCounts;
+use crate::s3_model::{PutResult, S3Model, StoredObject};
+use crate::sampling::{stream, Stream};
+
+/// What a `SimStore` is made of: the same knobs the pure world draws.
+#[derive(Clone, Debug)]
+pub struct SimStoreKnobs {
+    /// How slow the store is.
+    pub latency: LatencyKnobs,
+    /// What goes wrong.
+    pub faults: FaultKnobs,
+    /// How long a client waits for an answer before it reports a timeout.
+    pub request_timeout: Duration,
+}
+
+/// What reached the store, whatever the client heard.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStoreCounts {
+    /// PUTs, 412s, 409s, HEADs, LISTs and slow timeouts, as the pure world
+    /// counts them (`objects` is filled in by [`SimStore::counts`]).
+    pub store: StoreCounts,
+    /// GETs that reached the store (the reader's; the writer never GETs).
+    pub gets: u64,
+    /// Requests sent, answered or not.
+    pub requests: u64,
+}
+
+/// The in-memory S3 model with faults and latency, as an [`ObjectStore`].
+#[derive(Clone)]
+pub struct SimStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SimStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimStore").field("objects", &self.state().model.len()).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    state: Mutex<State>,
+    origin: Instant,
+    #[cfg(madsim)]
+    server: madsim::runtime::NodeHandle,
+}
+
+struct State {
+    model: S3Model,
+    latency: LatencyModel,
+    latency_rng: ChaCha8Rng,
+    faults: FaultInjector,
+    fault_rng: ChaCha8Rng,
+    request_timeout: Duration,
+    counts: SimStoreCounts,
+}
+
+/// One request, as it travels to the store.
+#[derive(Clone, Debug)]
+enum Op {
+    Put { key: String, object: StoredObject },
+    Head { key: String },
+    Get { key: String },
+    List { prefix: String, max_keys: u32, start_after: Option<String> },
+}
+
+impl Op {
+    /// The fault layer knows PUT, HEAD and LIST; a GET is a read like a HEAD.
+    fn kind(&self) -> RequestKind {
+        match self {
+            Op::Put { .. } => RequestKind::Put,
+            Op::Head { .. } | Op::Get { .. } => RequestKind::Head,
+            Op::List { .. } => RequestKind::List,
+        }
+    }
+
+    fn body_len(&self) -> usize {
+        match self {
+            Op::Put { object, .. } => object.body.len(),
+            Op::Head { .. } | Op::Get { .. } | Op::List { .. } => 0,
+        }
+    }
+
+    /// What the client hears instead of the store's answer when `fault` strikes.
+    fn failed(&self, fault: Fault) -> Answer {
+        match self {
+            Op::Put { .. } => Answer::Put(PutOutcome::Failed(fault)),
+            Op::Head { .. } => Answer::Head(HeadOutcome::Failed(fault)),
+            Op::Get { .. } => Answer::Get(GetOutcome::Failed(fault)),
+            Op::List { .. } => Answer::List(Err(fault)),
+        }
+    }
+}
+
+/// The store's answer to one request.
+#[derive(Debug)]
+enum Answer {
+    Put(PutOutcome),
+    Head(HeadOutcome),
+    Get(GetOutcome),
+    List(Result<ListPage, Fault>),
+}
+
+/// When a request lands (possibly twice, possibly never) and when the client
+/// hears back, counted from when it was sent. The same rules as the pure
+/// world's: see [`FaultEffect`].
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    arrivals: Vec<Duration>,
+    answer_after: Duration,
+    fault: Option<Fault>,
+    slow_timeout: bool,
+}
+
+impl Plan {
+    fn new(timing: Timing, effect: Option<FaultEffect>, timeout: Duration) -> Plan {
+        let arrival = timing.to_store;
+        let usual = timing.round_trip();
+        let Some(effect) = effect else {
+            let slow = usual > timeout;
+            return Plan {
+                arrivals: vec![arrival],
+                answer_after: if slow { timeout } else { usual },
+                fault: slow.then_some(Fault::TimedOut),
+                slow_timeout: slow,
+            };
+        };
+        let (arrivals, usual) = match effect.reach {
+            Reach::Never => (vec![], usual),
+            Reach::OnTime => (vec![arrival], usual),
+            Reach::AfterTimeout => (vec![timeout + timing.to_store], usual),
+            Reach::Twice(gap) => (vec![arrival, arrival + gap], usual + gap),
+        };
+        let answer_after = match effect.answer_at {
+            AnswerAt::Quickly => arrival,
+            AnswerAt::AsUsual => usual,
+            AnswerAt::AtTimeout => timeout,
+        };
+        Plan { arrivals, answer_after, fault: effect.fault, slow_timeout: false }
+    }
+}
+
+impl SimStore {
+    /// An empty bucket whose latencies and faults are drawn from `seed`'s
+    /// streams. Under madsim it must be called inside the runtime: it
+    /// creates the node the store's side of each request runs on.
+    pub fn new(seed: u64, knobs: SimStoreKnobs) -> SimStore {
+        let state = State {
+            model: S3Model::new(),
+            latency: LatencyModel::new(knobs.latency),
+            latency_rng: stream(seed, Stream::Latency),
+            faults: FaultInjector::new(knobs.faults),
+            fault_rng: stream(seed, Stream::Faults),
+            request_timeout: knobs.request_timeout,
+            counts: SimStoreCounts::default(),
+        };
+        SimStore {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                origin: Instant::now(),
+                #[cfg(madsim)]
+                server: madsim::runtime::Handle::current().create_node().name("s3").build(),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Virtual time since the store was made (the model's clock).
+    pub fn now(&self) -> Time {
+        Time::from_nanos(u64::try_from(self.inner.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The application issued commit `index` (0-based, over the whole run):
+    /// bursts may start, faults may stop, as in the pure world.
+    pub fn on_commit_issued(&self, index: u64) -> Option<PhaseChange> {
+        let now = self.now();
+        self.state().faults.on_commit_issued(index, now)
+    }
+
+    /// No more faults from now on: the liveness phase.
+    pub fn stop_faults(&self) -> Option<PhaseChange> {
+        self.state().faults.stop()
+    }
+
+    /// Whether faults are still injected.
+    pub fn faults_active(&self) -> bool {
+        self.state().faults.is_active()
+    }
+
+    /// Faults injected so far, per class.
+    pub fn fault_counts(&self) -> FaultCounts {
+        self.state().faults.counts().clone()
+    }
+
+    /// What reached the store so far.
+    pub fn counts(&self) -> SimStoreCounts {
+        let s = self.state();
+        let mut counts = s.counts.clone();
+        counts.store.objects = s.model.len() as u64;
+        counts
+    }
+
+    /// Looks at the bucket as it is right now, without faults or latency.
+    pub fn with_model<R>(&self, f: impl FnOnce(&S3Model) -> R) -> R {
+        f(&self.state().model)
+    }
+
+    /// Sends one request: draws its fault and timing, lands it (on the S3
+    /// node) when it reaches the store, and answers when the client hears.
+    async fn call(&self, op: Op) -> Answer {
+        let sent = Instant::now();
+        let (plan, processing) = {
+            let now = self.now();
+            let mut guard = self.state();
+            let s = &mut *guard;
+            let effect = s.faults.inject(now, op.kind(), &mut s.fault_rng);
+            let timing = s.latency.timing(&mut s.latency_rng, op.body_len());
+            let plan = Plan::new(timing, effect, s.request_timeout);
+            s.counts.requests += 1;
+            s.counts.store.slow_timeouts += u64::from(plan.slow_timeout);
+            (plan, timing.processing)
+        };
+        let failed = plan.fault.map(|fault| op.failed(fault));
+        let mut answer = None;
+        if !plan.arrivals.is_empty() {
+            let (tx, rx) = oneshot::channel();
+            let (inner, arrivals) = (Arc::clone(&self.inner), plan.arrivals.clone());
+            // The store's side: lands at each arrival, whoever still waits.
+            // The client hears the last landing's answer (an SDK retry's).
+            self.spawn_server(async move {
+                let mut last = None;
+                for at in arrivals {
+                    tokio::time::sleep_until(sent + at).await;
+                    last = Some(inner.apply(op.clone(), processing));
+                }
+                let _ = tx.send(last);
+            });
+            answer = Some(rx);
+        }
+        tokio::time::sleep_until(sent + plan.answer_after).await;
+        if let Some(failed) = failed {
+            return failed;
+        }
+        match answer {
+            Some(rx) => match rx.await {
+                Ok(Some(answer)) => answer,
+                _ => unreachable!("a request without a fault lands"),
+            },
+            None => unreachable!("a request without a fault lands"),
+        }
+    }
+
+    fn spawn_server(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        #[cfg(madsim)]
+        {
+            self.inner.server.spawn(task);
+        }
+        #[cfg(not(madsim))]
+        {
+            tokio::spawn(task);
+        }
+    }
+}
+
+impl Inner {
+    /// The request reaches the store and is applied.
+    fn apply(&self, op: Op, processing: Duration) -> Answer {
+        let now = Time::from_nanos(
+            u64::try_from(Instant::now().saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX),
+        );
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let s = &mut *guard;
+        match op {
+            Op::Put { key, object } => {
+                s.counts.store.puts += 1;
+                Answer::Put(match s.model.put_if_absent(&key, object, now, processing) {
+                    PutResult::Created => PutOutcome::Created,
+                    PutResult::AlreadyExists => {
+                        s.counts.store.already_exists += 1;
+                        PutOutcome::AlreadyExists
+                    }
+                    PutResult::Conflict => {
+                        s.counts.store.conflicts += 1;
+                        PutOutcome::Failed(Fault::Conflict)
+                    }
+                })
+            }
+            Op::Head { key } => {
+                s.counts.store.heads += 1;
+                Answer::Head(match s.model.head(&key) {
+                    Some(metadata) => {
+                        HeadOutcome::Found { tag: metadata_value(metadata, TAG_METADATA_KEY).map(str::to_owned) }
+                    }
+                    None => HeadOutcome::NotFound,
+                })
+            }
+            Op::Get { key } => {
+                s.counts.gets += 1;
+                Answer::Get(match s.model.get(&key) {
+                    Some(object) => GetOutcome::Found(object.body.clone()),
+                    None => GetOutcome::NotFound,
+                })
+            }
+            Op::List { prefix, max_keys, start_after } => {
+                s.counts.store.lists += 1;
+                let page = s.model.list(&prefix, max_keys as usize, start_after.as_deref());
+                let entries = page
+                    .keys
+                    .into_iter()
+                    .map(|key| {
+                        let size = s.model.get(&key).map_or(0, |o| o.body.len() as u64);
+                        ListEntry { key, size }
+                    })
+                    .collect();
+                Answer::List(Ok(ListPage { entries, truncated: page.truncated }))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for SimStore {
+    async fn put_if_absent(&self, key: &str, body: Bytes, metadata: &[(String, String)]) -> PutOutcome {
+        let object = StoredObject { body, metadata: metadata.to_vec() };
+        match self.call(Op::Put { key: key.to_owned(), object }).await {
+            Answer::Put(outcome) => outcome,
+            other => unexpected(other),
+        }
+    }
+
+    async fn head(&self, key: &str) -> HeadOutcome {
+        match self.call(Op::Head { key: key.to_owned() }).await {
+            Answer::Head(outcome) => outcome,
+            other => unexpected(other),
+        }
+    }
+
+    async fn get(&self, key: &str) -> GetOutcome {
+        match self.call(Op::Get { key: key.to_owned() }).await {
+            Answer::Get(outcome) => outcome,
+            other => unexpected(other),
+        }
+    }
+
+    async fn list(&self, prefix: &str, max_keys: u32, start_after: Option<&str>) -> Result<ListPage, Fault> {
+        let op = Op::List { prefix: prefix.to_owned(), max_keys, start_after: start_after.map(str::to_owned) };
+        match self.call(op).await {
+            Answer::List(outcome) => outcome,
+            other => unexpected(other),
+        }
+    }
+
+    fn describe(&self) -> String {
+        "sim-s3".into()
+    }
+}
+
+fn unexpected<T>(answer: Answer) -> T {
+    unreachable!("the store answered a request of another kind: {answer:?}")
+}

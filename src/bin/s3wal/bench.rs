@@ -1,0 +1,256 @@
+//! `s3wal bench`: s3wal (A) against the writer a user would write by hand
+//! (B: one conditional PUT per commit), alternating A B A B in one process,
+//! on the same store. Prints one table with the A/B ratios.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::Args;
+use s3wal::driver::{Log, OpenOptions};
+use s3wal::store::{ObjectStore, Prefixed};
+use s3wal::PutOutcome;
+
+use crate::load::Tuning;
+use crate::report::{ms, Latencies};
+use crate::store_arg::StoreArgs;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Seconds each measurement runs.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Producer counts for W1 (closed loop).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16, 64, 256])]
+    pub producers: Vec<usize>,
+    /// A B rounds per measurement.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Most commits one measurement may append (bounds every load loop).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub max_commits: u64,
+    #[command(flatten)]
+    pub tuning: Tuning,
+}
+
+/// One measurement's result.
+struct Measured {
+    commits: u64,
+    bytes: u64,
+    elapsed: Duration,
+    latencies: Latencies,
+}
+
+impl Measured {
+    fn per_sec(&self) -> f64 {
+        self.commits as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e6
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum System {
+    S3wal,
+    Naive,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let root = args.store.open(None, args.tuning.config().target_pool_size).await?;
+    let run_id = std::process::id();
+    let mut run = 0u64;
+    let mut next_prefix = move || {
+        run += 1;
+        format!("bench-{run_id}-{run}")
+    };
+    let limit = Duration::from_secs_f64(args.seconds);
+    println!(
+        "s3wal bench on {}: {:.1}s per measurement, {} rounds, A = s3wal (default config), B = naive",
+        root.describe(),
+        args.seconds,
+        args.rounds
+    );
+    println!(
+        "\n{:<12} {:>4} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9}",
+        "workload", "P", "system", "commits/s", "p50", "p90", "p99", "max"
+    );
+    let mut ratio_at_64 = None;
+    for &p in &args.producers {
+        let mut best: [Option<Measured>; 2] = [None, None];
+        for _ in 0..args.rounds {
+            for (i, system) in [System::S3wal, System::Naive].into_iter().enumerate() {
+                let store = Prefixed::new(Arc::clone(&root), &next_prefix());
+                let m = closed_loop(system, store, p, 100, limit, args.max_commits, &args.tuning).await?;
+                if best[i].as_ref().is_none_or(|b| m.per_sec() > b.per_sec()) {
+                    best[i] = Some(m);
+                }
+            }
+        }
+        let [Some(mut a), Some(mut b)] = best else { continue };
+        print_row("W1 100B", p, "s3wal", &mut a);
+        print_row("W1 100B", p, "naive", &mut b);
+        let ratio = a.per_sec() / b.per_sec().max(1e-9);
+        println!("{:<12} {:>4} {:>7} {:>11.1}x", "", p, "A/B", ratio);
+        if p == 64 {
+            ratio_at_64 = Some(ratio);
+        }
+    }
+    println!("\n{:<12} {:>4} {:>7} {:>12} {:>9}", "workload", "P", "system", "commits/s", "MB/s");
+    for size in [100usize, 4096] {
+        let store = Prefixed::new(Arc::clone(&root), &next_prefix());
+        let m = open_loop(store, size, limit, args.max_commits, &args.tuning).await?;
+        println!(
+            "{:<12} {:>4} {:>7} {:>12.0} {:>9.2}",
+            format!("W2 {size}B"),
+            "-",
+            "s3wal",
+            m.per_sec(),
+            m.mb_per_sec()
+        );
+    }
+    let store = Prefixed::new(Arc::clone(&root), &next_prefix());
+    let raw = raw_puts(store, 1 << 20, 16, limit).await?;
+    println!("{:<12} {:>4} {:>7} {:>12.0} {:>9.2}", "raw 1MiB PUT", 16, "store", raw.per_sec(), raw.mb_per_sec());
+    if let Some(ratio) = ratio_at_64 {
+        println!("\nratio vs naive at 64 producers: {ratio:.1}x");
+    }
+    Ok(())
+}
+
+fn print_row(workload: &str, p: usize, system: &str, m: &mut Measured) {
+    let [p50, p90, p99, max] = m.latencies.percentiles();
+    println!(
+        "{workload:<12} {p:>4} {system:>7} {:>12.0} {:>9} {:>9} {:>9} {:>9}",
+        m.per_sec(),
+        ms(p50),
+        ms(p90),
+        ms(p99),
+        ms(max)
+    );
+}
+
+/// W1: each producer appends one commit and waits for it before the next.
+async fn closed_loop<S: ObjectStore + Clone>(
+    system: System,
+    store: S,
+    producers: usize,
+    size: usize,
+    limit: Duration,
+    max_commits: u64,
+    tuning: &Tuning,
+) -> anyhow::Result<Measured> {
+    let log = match system {
+        System::S3wal => Some(
+            Log::open(store.clone(), OpenOptions { config: tuning.config(), ..OpenOptions::default() })
+                .await
+                .context("open")?,
+        ),
+        System::Naive => None,
+    };
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..producers {
+        let (log, store, issued) = (log.clone(), store.clone(), Arc::clone(&issued));
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Latencies::default();
+            let payload = Bytes::from(vec![7u8; size]);
+            while started.elapsed() < limit {
+                let i = issued.fetch_add(1, Ordering::Relaxed);
+                if i >= max_commits {
+                    break;
+                }
+                let t0 = Instant::now();
+                match &log {
+                    Some(log) => {
+                        log.append(payload.clone()).await?.durable().await?;
+                    }
+                    None => {
+                        let key = format!("naive/{i:020}");
+                        match store.put_if_absent(&key, payload.clone(), &[]).await {
+                            PutOutcome::Created => {}
+                            other => anyhow::bail!("naive PUT {key} answered {other:?}"),
+                        }
+                    }
+                }
+                latencies.push(t0.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut latencies = Latencies::default();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    if let Some(log) = log {
+        log.shutdown().await?;
+    }
+    let commits = latencies.len() as u64;
+    Ok(Measured { commits, bytes: commits * size as u64, elapsed, latencies })
+}
+
+/// W2: append as fast as the byte budget allows; durability is awaited at the end.
+async fn open_loop<S: ObjectStore + Clone>(
+    store: S,
+    size: usize,
+    limit: Duration,
+    max_commits: u64,
+    tuning: &Tuning,
+) -> anyhow::Result<Measured> {
+    let log =
+        Log::open(store, OpenOptions { config: tuning.config(), ..OpenOptions::default() }).await.context("open")?;
+    let payload = Bytes::from(vec![9u8; size]);
+    let started = Instant::now();
+    let mut commits = 0u64;
+    let mut last = None;
+    while started.elapsed() < limit && commits < max_commits {
+        last = Some(log.append(payload.clone()).await?);
+        commits += 1;
+    }
+    if let Some(last) = last {
+        last.durable().await?;
+    }
+    let elapsed = started.elapsed();
+    log.shutdown().await?;
+    Ok(Measured { commits, bytes: commits * size as u64, elapsed, latencies: Latencies::default() })
+}
+
+/// The store's raw bandwidth: `parallel` streams of `size`-byte PUTs.
+async fn raw_puts<S: ObjectStore + Clone>(
+    store: S,
+    size: usize,
+    parallel: usize,
+    limit: Duration,
+) -> anyhow::Result<Measured> {
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let body = Bytes::from(vec![3u8; size]);
+    let mut tasks = Vec::new();
+    for _ in 0..parallel {
+        let (store, issued, body) = (store.clone(), Arc::clone(&issued), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while started.elapsed() < limit && n < 10_000 {
+                let i = issued.fetch_add(1, Ordering::Relaxed);
+                match store.put_if_absent(&format!("raw/{i:020}"), body.clone(), &[]).await {
+                    PutOutcome::Created => n += 1,
+                    other => anyhow::bail!("raw PUT answered {other:?}"),
+                }
+            }
+            Ok::<_, anyhow::Error>(n)
+        }));
+    }
+    let mut puts = 0;
+    for t in tasks {
+        puts += t.await??;
+    }
+    let elapsed = started.elapsed();
+    Ok(Measured { commits: puts, bytes: puts * size as u64, elapsed, latencies: Latencies::default() })
+}
