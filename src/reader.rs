@@ -3,7 +3,10 @@
 //! moment it lists, so it works while a writer is still appending: what it
 //! returns is a prefix of what a later reader returns.
 
+use std::collections::VecDeque;
 use std::ops::Range;
+
+use futures::future::join_all;
 
 use bytes::Bytes;
 
@@ -154,6 +157,11 @@ impl<S: ObjectStore> Reader<S> {
         }
     }
 
+    /// The tags of several positions, asked for all at once.
+    async fn tags(&self, positions: &[Position]) -> Result<Vec<ObjectTag>, ReadError> {
+        join_all(positions.iter().map(|&p| self.tag(p))).await.into_iter().collect()
+    }
+
     async fn object(&self, position: Position) -> Result<Object, ReadError> {
         let key = position.key();
         match self.store.get(&key).await {
@@ -188,6 +196,7 @@ impl<S: ObjectStore> Reader<S> {
             reader: self,
             range,
             positions: snapshot.positions.into_iter(),
+            tags: VecDeque::new(),
             replayer: Replayer::new(),
             pending: Vec::new().into_iter(),
             done: false,
@@ -199,30 +208,38 @@ impl<S: ObjectStore> Reader<S> {
         let snapshot = self.snapshot().await?;
         let mut replayer = Replayer::new();
         let mut summaries = Vec::with_capacity(snapshot.positions.len());
-        for &(position, size) in &snapshot.positions {
-            let h = self.tag(position).await?.header;
-            let valid = matches!(replayer.skip(&h)?, Verdict::Valid { .. });
-            let commits = h.first_seq..h.first_seq.plus(u64::from(h.count));
-            summaries.push(ObjectSummary {
-                position,
-                kind: h.kind,
-                leader: h.leader,
-                epoch: h.epoch,
-                commits,
-                valid,
-                size,
-            });
+        for chunk in snapshot.positions.chunks(TAGS_AT_ONCE) {
+            let positions: Vec<Position> = chunk.iter().map(|(p, _)| *p).collect();
+            for (tag, &(position, size)) in self.tags(&positions).await?.into_iter().zip(chunk) {
+                let h = tag.header;
+                let valid = matches!(replayer.skip(&h)?, Verdict::Valid { .. });
+                let commits = h.first_seq..h.first_seq.plus(u64::from(h.count));
+                summaries.push(ObjectSummary {
+                    position,
+                    kind: h.kind,
+                    leader: h.leader,
+                    epoch: h.epoch,
+                    commits,
+                    valid,
+                    size,
+                });
+            }
         }
         let usage = Usage { objects: snapshot.objects, bytes: snapshot.bytes, first_gap: snapshot.first_gap };
         Ok((summaries, usage))
     }
 }
 
+/// HEADs a reader keeps in flight at once.
+const TAGS_AT_ONCE: usize = 64;
+
 /// Valid commits in order, fetched object by object.
 pub struct Commits<'r, S> {
     reader: &'r Reader<S>,
     range: Range<CommitSeq>,
     positions: std::vec::IntoIter<(Position, u64)>,
+    /// Tags fetched ahead, in position order.
+    tags: VecDeque<ObjectTag>,
     replayer: Replayer,
     pending: std::vec::IntoIter<(CommitSeq, Bytes)>,
     done: bool,
@@ -238,17 +255,21 @@ impl<S: ObjectStore> Commits<'_, S> {
             if self.done || self.replayer.state().next_seq >= self.range.end {
                 return Ok(None);
             }
-            let Some((position, _)) = self.positions.next() else {
+            if self.tags.is_empty() {
+                let ahead: Vec<Position> = self.positions.by_ref().take(TAGS_AT_ONCE).map(|(p, _)| p).collect();
+                self.tags.extend(self.reader.tags(&ahead).await?);
+            }
+            let Some(tag) = self.tags.pop_front() else {
                 self.done = true;
                 return Ok(None);
             };
-            self.load(position).await?;
+            self.load(tag).await?;
         }
     }
 
-    async fn load(&mut self, position: Position) -> Result<(), ReadError> {
-        let tag = self.reader.tag(position).await?;
+    async fn load(&mut self, tag: ObjectTag) -> Result<(), ReadError> {
         let h = tag.header;
+        let position = h.position;
         let end = h.first_seq.plus(u64::from(h.count));
         let void = h.epoch < self.replayer.state().max_epoch;
         if h.kind == ObjectKind::Fence || end <= self.range.start || void {
