@@ -16,3 +16,28 @@ bench:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# s3wal against a one-PUT-per-commit writer (needs a store: just bench-s3 URL ENDPOINT, or a directory).
+bench-store *ARGS:
+    cargo run --release -- bench {{ARGS}}
+
+# The simulator: one seed, a sweep, a replay.
+sim-run SEED:
+    cargo run -p s3wal-sim --release -- run --seed {{SEED}} --trace
+
+sim-sweep SEEDS="0..2000":
+    cargo run -p s3wal-sim --release -- sweep --seeds {{SEEDS}}
+
+sim-replay SEED:
+    cargo run -p s3wal-sim --release -- replay --seed {{SEED}}
+
+# The real driver under madsim (sim/tests/madsim_driver.rs): a sweep of SEEDS
+# seeds from START, two at a time. Its own target dir: --cfg madsim rebuilds
+# every dependency.
+madsim SEEDS="200" START="0":
+    RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim MADSIM_TEST_SEED={{START}} MADSIM_TEST_NUM={{SEEDS}} MADSIM_TEST_JOBS=2 cargo test -p s3wal-sim --test madsim_driver driver_sweep -- --nocapture
+
+# One seed of the madsim sweep with its trace (S3WAL_MADSIM_REQUESTS=1 adds
+# every store request; MADSIM_TEST_CHECK_DETERMINISM=1 runs it twice).
+madsim-seed SEED:
+    RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim MADSIM_TEST_SEED={{SEED}} S3WAL_MADSIM_TRACE=1 cargo test -p s3wal-sim --test madsim_driver driver_sweep -- --nocapture

@@ -22,6 +22,11 @@ use crate::protocol::{Action, Failure, Input, ListOutcome, PutRequest, Refused};
 use crate::store::ObjectStore;
 use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Time, BATCH_PREFIX};
 
+// planted-bugs: the driver's deliberate bugs (madsim simulator tests only).
+mod planted;
+pub use planted::DriverBug;
+use planted::Planted;
+
 /// How to open a log.
 #[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
@@ -163,10 +168,32 @@ impl Log {
     /// # Ok(()) }
     /// ```
     pub async fn open<S: ObjectStore>(store: S, options: OpenOptions) -> Result<Log, OpenError> {
+        Log::open_inner(store, options, None).await
+    }
+
+    /// planted-bugs: [`Log::open`] with a deliberate bug, for the madsim
+    /// simulator's tests. Only with the `planted-bugs` feature.
+    #[cfg(feature = "planted-bugs")]
+    pub async fn open_planted<S: ObjectStore>(
+        store: S,
+        options: OpenOptions,
+        bug: DriverBug,
+    ) -> Result<Log, OpenError> {
+        Log::open_inner(store, options, Some(bug)).await
+    }
+
+    async fn open_inner<S: ObjectStore>(
+        store: S,
+        options: OpenOptions,
+        bug: Option<DriverBug>,
+    ) -> Result<Log, OpenError> {
         let config = options.config.clone().validate()?;
         let seed = options.seed.unwrap_or_else(rand::random);
         let identity = identity_from(seed);
-        let machine = Persister::recover(config.clone(), identity);
+        #[allow(unused_mut)] // planted-bugs
+        let mut machine = Persister::recover(config.clone(), identity);
+        let planted = Planted::new(bug);
+        planted.prepare(&mut machine);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let (durable_tx, durable_rx) = watch::channel(CommitSeq(0));
@@ -185,6 +212,7 @@ impl Log {
             durable: durable_tx,
             stream: options.stream_durable_commits.then_some(stream_tx),
             shared: None,
+            planted,
         };
         let span = info_span!("s3wal", store = %describe, leader = %identity.leader);
         tokio::spawn(driver.run(commands_rx).instrument(span));
@@ -332,6 +360,8 @@ struct Driver<S> {
     durable: watch::Sender<CommitSeq>,
     stream: Option<mpsc::UnboundedSender<(CommitSeq, Bytes)>>,
     shared: Option<Arc<Shared>>,
+    /// planted-bugs: nothing unless a bug was planted.
+    planted: Planted,
 }
 
 enum Step {
@@ -373,6 +403,11 @@ impl<S: ObjectStore> Driver<S> {
                 }
             };
             if let Some(input) = input {
+                // planted-bugs: DriverBug::AckOnPutReturn.
+                if let Some(commits) = self.planted.acked_early(&input) {
+                    let permits = planted::ack_early(&mut self.waiters, commits);
+                    self.release_many(permits);
+                }
                 let now = self.now();
                 if let Err(refused) = self.machine.handle(now, input) {
                     debug!(%refused, "input refused");
@@ -426,6 +461,7 @@ impl<S: ObjectStore> Driver<S> {
             acted = true;
             match action {
                 Action::Put(put) => {
+                    self.planted.on_put(&put); // planted-bugs
                     metrics::histogram!("s3wal_object_bytes").record(put.body.len() as f64);
                     self.spawn_put(put, done.clone());
                 }
@@ -514,12 +550,15 @@ impl<S: ObjectStore> Driver<S> {
         let mut permits = 0u64;
         while self.waiters.front().is_some_and(|w| w.seq < commits.end) {
             let Some(w) = self.waiters.pop_front() else { break };
-            permits += u64::from(w.permits);
             metrics::histogram!("s3wal_ack_latency_seconds").record(w.appended_at.elapsed().as_secs_f64());
             if let (Some(stream), Some(payload)) = (&self.stream, w.payload) {
                 let _ = stream.send((w.seq, payload));
             }
-            let _ = w.done.send(Ok(w.seq));
+            let heard = w.done.send(Ok(w.seq)).is_ok();
+            // planted-bugs: DriverBug::LeakBudgetOnUnheardAck.
+            if heard || !self.planted.has(DriverBug::LeakBudgetOnUnheardAck) {
+                permits += u64::from(w.permits);
+            }
         }
         self.release_many(permits);
     }
@@ -538,6 +577,10 @@ impl<S: ObjectStore> Driver<S> {
             *lock(&shared.failure) = Some(failure.clone());
             // Wake every appender waiting for budget: they will see the failure.
             shared.budget.close();
+        }
+        // planted-bugs: DriverBug::AbandonWaitersOnFailure.
+        if self.planted.has(DriverBug::AbandonWaitersOnFailure) {
+            return;
         }
         let error = AppendError::from(failure);
         for w in self.waiters.drain(..) {

@@ -113,13 +113,26 @@ impl Object {
 pub enum DecodeError {
     /// Shorter than an empty object.
     #[error("object is {len} bytes, shorter than the {min}-byte minimum")]
-    TooShort { len: usize, min: usize },
+    TooShort {
+        /// The object's length.
+        len: usize,
+        /// The least an object can be.
+        min: usize,
+    },
     /// The checksum does not match: the bytes were damaged.
     #[error("checksum mismatch: stored {stored:08x}, computed {computed:08x}")]
-    ChecksumMismatch { stored: u32, computed: u32 },
+    ChecksumMismatch {
+        /// The checksum in the object.
+        stored: u32,
+        /// The checksum of its bytes.
+        computed: u32,
+    },
     /// Not an s3wal object.
     #[error("bad magic bytes {found:02x?}: not an s3wal object")]
-    BadMagic { found: [u8; 4] },
+    BadMagic {
+        /// The first four bytes.
+        found: [u8; 4],
+    },
     /// Written by a format this build does not read.
     #[error("unsupported format version {0}")]
     UnsupportedVersion(u8),
@@ -128,13 +141,24 @@ pub enum DecodeError {
     UnknownKind(u8),
     /// A commit's length runs past the end of the object.
     #[error("commit {index} overruns the object")]
-    CommitOverrun { index: u32 },
+    CommitOverrun {
+        /// Which commit, from 0.
+        index: u32,
+    },
     /// Bytes left over after the last commit.
     #[error("{extra} bytes after the last of {count} commits")]
-    TrailingBytes { count: u32, extra: usize },
+    TrailingBytes {
+        /// The commits the header announced.
+        count: u32,
+        /// The bytes left over.
+        extra: usize,
+    },
     /// A fence that claims to hold commits.
     #[error("fence object claims {count} commits")]
-    FenceWithCommits { count: u32 },
+    FenceWithCommits {
+        /// The commits it claims.
+        count: u32,
+    },
 }
 
 /// Collects commits into one batch object, copying each commit's bytes once.

@@ -9,6 +9,8 @@
 //! socket, a file, a clock or a random number generator. Its whole contract
 //! is [`protocol`]: the inputs it accepts and the actions it asks for.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod driver;
 pub mod format;

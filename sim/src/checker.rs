@@ -524,13 +524,13 @@ impl Checker {
                 v(format!("acked {} differs from the log read back", differs.unwrap_or_default()))
             })?;
         }
-        let stray = self.prefix.commits().iter().enumerate().find(|(i, c)| {
-            let seq = CommitSeq(*i as u64);
-            !ledgers.iter().any(|(_, l)| l.handed(seq) == Some(*c))
+        let stray = self.prefix.commits().iter().enumerate().position(|(i, c)| {
+            let seq = CommitSeq(i as u64);
+            !ledgers.iter().any(|(_, l)| l.handed(seq) == Some(c))
         });
         let v = violation(Invariant::AckedInLog, at, InstanceId(0));
         self.check(stray.is_none(), || {
-            v(format!("the log's commit #{} was never handed over at that number", stray.map_or(0, |(i, _)| i)))
+            v(format!("the log's commit #{} was never handed over at that number", stray.unwrap_or_default()))
         })
     }
 }
@@ -624,7 +624,7 @@ mod tests {
         let mut store = S3Model::new();
         write(&mut store, 0, range(0, 2), true);
         let v = c.on_durable(Time::ZERO, L1, range(0, 2), &store).expect_err("bytes differ");
-        assert!(v.detail.contains("differ"), "{v}");
+        assert!(v.detail.contains("not the commit handed over"), "{v}");
     }
 
     #[test]
@@ -678,7 +678,52 @@ mod tests {
         write(&mut store, 0, range(0, 2), false);
         c.on_durable(Time::ZERO, L1, range(0, 2), &store).expect("durable");
         c.on_shutdown_complete(Time::ZERO, L1).expect("done");
+        // A log that loses what a reader saw breaks invariant 3 first.
         let empty = S3Model::new();
-        assert_eq!(invariant(c.finish(Time::ZERO, &empty)), Invariant::AckedInLog);
+        assert_eq!(invariant(c.finish(Time::ZERO, &empty)), Invariant::LogGrows);
+        // A fresh checker that never read the log sees the acked commit missing.
+        let mut fresh = checker(2);
+        fresh.ledgers.get_mut(&L1).expect("L1").acked_end = CommitSeq(2);
+        fresh.ledgers.get_mut(&L1).expect("L1").shut_down = true;
+        assert_eq!(invariant(fresh.finish(Time::ZERO, &empty)), Invariant::AckedInLog);
+    }
+
+    #[test]
+    fn an_older_epoch_acking_past_a_newer_ones_first_commit_breaks_invariant_6() {
+        let mut store = S3Model::new();
+        write(&mut store, 0, range(0, 4), false);
+        let mut c = Checker::new(4);
+        let l2 = InstanceId(2);
+        let newer = Epoch { generation: 1, nonce: 1 };
+        c.on_start(Time::ZERO, L1).expect("start");
+        c.on_ready(Time::ZERO, L1, CommitSeq(0), Epoch::default(), None).expect("ready");
+        c.on_start(Time::ZERO, l2).expect("start");
+        c.on_ready(Time::ZERO, l2, CommitSeq(2), newer, None).expect("ready");
+        for seq in 0..4 {
+            c.on_commit(Time::ZERO, L1, CommitSeq(seq), payload(seq)).expect("commit");
+        }
+        for seq in 2..4 {
+            c.on_commit(Time::ZERO, l2, CommitSeq(seq), payload(seq)).expect("commit");
+        }
+        c.on_accepted(Time::ZERO, L1, range(0, 4)).expect("accepted");
+        c.on_accepted(Time::ZERO, l2, range(2, 4)).expect("accepted");
+        c.on_durable(Time::ZERO, l2, range(2, 4), &store).expect("the newer acks");
+        c.on_durable(Time::ZERO, L1, range(0, 2), &store).expect("the older acks below the newer's first");
+        assert_eq!(invariant(c.on_durable(Time::ZERO, L1, range(2, 4), &store)), Invariant::OneWriter);
+    }
+
+    #[test]
+    fn a_recovery_with_two_good_lists_breaks_invariant_4() {
+        let mut c = Checker::new(4);
+        c.on_start(Time::ZERO, L1).expect("start");
+        let cost = RecoveryCost { lists: 2, heads: 0, puts: 1000 };
+        let heard = RecoveryHeard::default();
+        let r = c.on_ready(Time::ZERO, L1, CommitSeq(0), Epoch::default(), Some((cost, heard)));
+        assert_eq!(invariant(r), Invariant::RecoveryCost);
+        let mut d = Checker::new(4);
+        d.on_start(Time::ZERO, L1).expect("start");
+        let cost = RecoveryCost { lists: 2, heads: 2001, puts: 2000 };
+        let heard = RecoveryHeard { failed_lists: 1, failed_heads: 1, ..RecoveryHeard::default() };
+        d.on_ready(Time::ZERO, L1, CommitSeq(0), Epoch::default(), Some((cost, heard))).expect("within bounds");
     }
 }

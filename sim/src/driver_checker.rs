@@ -116,6 +116,8 @@ struct Ledger {
     watermark: CommitSeq,
     stream_next: CommitSeq,
     shutdown_called: bool,
+    /// `shutdown()` returned.
+    ended: bool,
     clean_shutdown: bool,
     killed: bool,
 }
@@ -241,6 +243,7 @@ impl DriverChecker {
             watermark: first,
             stream_next: first,
             shutdown_called: false,
+            ended: false,
             clean_shutdown: false,
             killed: false,
         });
@@ -329,7 +332,15 @@ impl DriverChecker {
         Ok(())
     }
 
-    fn in_store(&mut self, at: Time, no: InstanceNo, seq: CommitSeq, bytes: &Bytes, store: &S3Model, what: &str) -> Checked {
+    fn in_store(
+        &mut self,
+        at: Time,
+        no: InstanceNo,
+        seq: CommitSeq,
+        bytes: &Bytes,
+        store: &S3Model,
+        what: &str,
+    ) -> Checked {
         self.view.extend(store);
         let found = self.view.commit(seq).cloned();
         let (end, next, broken) = (self.view.end(), self.view.next_position(), self.view.broken().map(str::to_owned));
@@ -349,7 +360,9 @@ impl DriverChecker {
     pub fn watermark(&mut self, at: Time, no: InstanceNo, watermark: CommitSeq, store: &S3Model) -> Checked {
         let l = self.ledger(no).clone();
         let v = violation(DriverInvariant::AckDurable, at, no);
-        self.check(watermark >= l.watermark, || v(format!("the watermark went back from {} to {watermark}", l.watermark)))?;
+        self.check(watermark >= l.watermark, || {
+            v(format!("the watermark went back from {} to {watermark}", l.watermark))
+        })?;
         self.check(watermark <= l.end(), || {
             v(format!("the watermark is at {watermark} but commits appended end at {}", l.end()))
         })?;
@@ -363,13 +376,22 @@ impl DriverChecker {
     }
 
     /// The stream of durable commits handed over `seq`.
-    pub fn streamed(&mut self, at: Time, no: InstanceNo, seq: CommitSeq, bytes: &Bytes, watermark: CommitSeq) -> Checked {
+    pub fn streamed(
+        &mut self,
+        at: Time,
+        no: InstanceNo,
+        seq: CommitSeq,
+        bytes: &Bytes,
+        watermark: CommitSeq,
+    ) -> Checked {
         let l = self.ledger(no);
         let (expected, appended) = (l.stream_next, l.get(seq).map(|c| c.bytes.clone()));
         let v = violation(DriverInvariant::Stream, at, no);
         self.check(seq == expected, || v(format!("the stream handed over {seq}, expected {expected}")))?;
         self.check(appended.as_ref() == Some(bytes), || v(format!("the stream's {seq} is not the commit appended")))?;
-        self.check(seq < watermark, || v(format!("the stream handed over {seq} before the watermark ({watermark}) passed it")))?;
+        self.check(seq < watermark, || {
+            v(format!("the stream handed over {seq} before the watermark ({watermark}) passed it"))
+        })?;
         self.ledger_mut(no).stream_next = seq.next();
         Ok(())
     }
@@ -388,6 +410,7 @@ impl DriverChecker {
         watermark: CommitSeq,
         store: &S3Model,
     ) -> Checked {
+        self.ledger_mut(no).ended = true;
         if result.is_err() {
             return Ok(());
         }
@@ -406,10 +429,10 @@ impl DriverChecker {
         Ok(())
     }
 
-    /// Every instance that ran on node `label` was killed with it: its
-    /// futures were dropped with the application.
+    /// Node `label` was killed: the futures of its instance that had not
+    /// ended were dropped with the application.
     pub fn killed(&mut self, label: &str) {
-        for l in self.ledgers.iter_mut().filter(|l| l.label == label) {
+        for l in self.ledgers.iter_mut().filter(|l| l.label == label && !l.ended) {
             l.killed = true;
         }
     }
@@ -420,7 +443,9 @@ impl DriverChecker {
         self.view.extend(store);
         let broken = self.view.broken().map(str::to_owned);
         let v = |detail| DriverViolation { invariant: DriverInvariant::ValidLog, at, instance: None, detail };
-        self.check(broken.is_none(), || v(format!("the bucket breaks the valid-log rule: {}", broken.unwrap_or_default())))?;
+        self.check(broken.is_none(), || {
+            v(format!("the bucket breaks the valid-log rule: {}", broken.unwrap_or_default()))
+        })?;
         for (i, (seq, bytes)) in read_back.iter().enumerate() {
             let same = *seq == CommitSeq(i as u64) && self.view.commit(*seq) == Some(bytes);
             self.check(same, || v(format!("the reader's commit #{i} ({seq}) differs from the valid-log rule's")))?;

@@ -7,6 +7,9 @@
 //! Same seed, same run, byte for byte: see [`run_seed`].
 
 pub mod checker;
+pub mod driver_checker;
+#[cfg(madsim)]
+pub mod driver_world;
 pub mod event_queue;
 pub mod faults;
 pub mod instance;
@@ -15,8 +18,11 @@ pub mod latency;
 pub mod log_prefix;
 pub mod report;
 pub mod s3_model;
+pub mod scenario;
 pub mod sampling;
+pub mod sim_store;
 pub mod trace;
+pub mod valid_view;
 pub mod workload;
 pub mod world;
 
@@ -27,7 +33,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 pub use checker::{Invariant, Violation};
 pub use knobs::RunKnobs;
-pub use report::{Outcome, RunReport, SweepSummary};
+pub use report::{End, InstanceReport, Outcome, RunReport, SweepSummary};
 pub use world::{PlantedBug, RunOptions, StartMode, World};
 
 /// Runs one seed to the end and reports. A panic inside the run (a

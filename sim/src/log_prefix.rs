@@ -26,16 +26,15 @@ pub struct ObjectCache {
 impl ObjectCache {
     /// The object at `position`, decoded once; `None` if the store has none.
     fn get(&mut self, store: &S3Model, position: Position) -> Option<&Result<Object, String>> {
-        if !self.objects.contains_key(&position) {
-            let stored = store.get(&position.key())?;
-            let decoded = match decode(&stored.body) {
-                Ok(o) if o.header.position != position => Err(format!("object claims position {}", o.header.position)),
-                Ok(o) => Ok(o),
-                Err(e) => Err(format!("undecodable: {e}")),
-            };
-            self.objects.insert(position, decoded);
-        }
-        self.objects.get(&position)
+        // Only the decoding is cached: whether the object exists is asked
+        // of the store every time.
+        let stored = store.get(&position.key())?;
+        let decoded = self.objects.entry(position).or_insert_with(|| match decode(&stored.body) {
+            Ok(o) if o.header.position != position => Err(format!("object claims position {}", o.header.position)),
+            Ok(o) => Ok(o),
+            Err(e) => Err(format!("undecodable: {e}")),
+        });
+        Some(decoded)
     }
 }
 
@@ -121,7 +120,7 @@ impl LogPrefix {
                     self.commits.extend(added.commits.iter().cloned());
                     self.next = position.next();
                 }
-                Err(e) => self.blocked = Some(format!("{position}: {e}")),
+                Err(e) => self.blocked = Some(e.to_string()),
             }
         }
     }

@@ -57,6 +57,11 @@ enum Command {
         #[arg(long)]
         recover: bool,
     },
+    /// Run a named scenario (`scenarios/NAME.toml`): its trace and report.
+    Scenario {
+        /// The scenario file.
+        path: std::path::PathBuf,
+    },
     /// Re-run a seed with its trace and print the lines around its failure.
     Replay {
         /// The seed.
@@ -113,6 +118,15 @@ fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Run { seed, trace, commits, plant, recover } => Ok(run(seed, options(commits, trace, plant, recover))),
         Command::Sweep { seeds, jobs, commits, recover } => sweep(seeds, jobs, options(commits, false, None, recover)),
+        Command::Scenario { path } => {
+            let report = s3wal_sim::scenario::Scenario::load(&path)?.run(true)?;
+            for line in report.trace.as_deref().unwrap_or_default() {
+                println!("{line}");
+            }
+            println!();
+            print_report(&report);
+            Ok(exit_code(report.outcome.passed()))
+        }
         Command::Replay { seed, context, commits, plant, recover } => {
             Ok(replay(seed, context, options(commits, true, plant, recover)))
         }

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use s3wal::{Failure, Time};
+use s3wal::{CommitRange, Epoch, Failure, LeaderId, Time};
+
+use crate::instance::InstanceId;
 
 use crate::checker::Violation;
 use crate::faults::FaultCounts;
@@ -92,9 +94,51 @@ pub fn failure_kind(failure: &Failure) -> String {
     debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default().to_string()
 }
 
+/// How an instance's life ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// It was still running when the run ended (only in a failed run).
+    Running,
+    /// It shut down cleanly.
+    ShutDown,
+    /// It reported `Failed`.
+    Failed(Failure),
+    /// The world dropped it.
+    Crashed,
+}
+
+/// One instance of a run: who it was, what it acked, how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceReport {
+    /// Its name in the trace.
+    pub id: InstanceId,
+    /// Its leader id.
+    pub leader: LeaderId,
+    /// Its epoch (from `Ready`).
+    pub epoch: Epoch,
+    /// The commits it acknowledged.
+    pub acked: CommitRange,
+    /// How it ended.
+    pub end: End,
+    /// Whether it was paused while another took over.
+    pub zombie: bool,
+}
+
+impl InstanceReport {
+    /// The failure's kind (`Fenced`, …), if it failed.
+    pub fn failure_kind(&self) -> Option<String> {
+        match &self.end {
+            End::Failed(f) => Some(failure_kind(f)),
+            _ => None,
+        }
+    }
+}
+
 /// Everything one run reports.
 #[derive(Clone, Debug)]
 pub struct RunReport {
+    /// Every instance, in the order they started.
+    pub instances: Vec<InstanceReport>,
     /// The seed.
     pub seed: u64,
     /// Virtual time at the end.
@@ -117,7 +161,7 @@ pub struct RunReport {
     pub commits_refused: u64,
     /// Times an instance told producers to wait (backpressure).
     pub producer_waits: u64,
-    /// Why the instance failed, if it did: `(kind, message)`.
+    /// Why a leader failed, if one did (being deposed aside): `(kind, message)`.
     pub instance_failure: Option<(String, String)>,
     /// Whether that failure happened after faults stopped.
     pub failed_after_faults_stopped: bool,

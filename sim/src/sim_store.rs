@@ -22,19 +22,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
-use s3wal::format::TAG_METADATA_KEY;
+use s3wal::format::{ObjectKind, ObjectTag, TAG_METADATA_KEY};
 use s3wal::store::{metadata_value, GetOutcome, ListEntry, ListPage, ObjectStore};
-use s3wal::{Fault, HeadOutcome, PutOutcome, Time};
+use s3wal::{BatchNumber, Fault, HeadOutcome, PutOutcome, Time};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::faults::{
-    AnswerAt, FaultClass, FaultCounts, FaultEffect, FaultInjector, FaultKnobs, PhaseChange, Reach, RequestKind,
-};
+use crate::faults::{AnswerAt, FaultCounts, FaultEffect, FaultInjector, FaultKnobs, PhaseChange, Reach, RequestKind};
 use crate::latency::{LatencyKnobs, LatencyModel, Timing};
 use crate::report::StoreCounts;
 use crate::s3_model::{PutResult, S3Model, StoredObject};
 use crate::sampling::{stream, Stream};
+use crate::trace::TraceTime;
 
 /// What a `SimStore` is made of: the same knobs the pure world draws.
 #[derive(Clone, Debug)]
@@ -86,6 +85,8 @@ struct State {
     fault_rng: ChaCha8Rng,
     request_timeout: Duration,
     counts: SimStoreCounts,
+    /// One line per request, when asked for (`SimStore::log_requests`).
+    log: Option<Vec<String>>,
 }
 
 /// One request, as it travels to the store.
@@ -186,6 +187,7 @@ impl SimStore {
             fault_rng: stream(seed, Stream::Faults),
             request_timeout: knobs.request_timeout,
             counts: SimStoreCounts::default(),
+            log: None,
         };
         SimStore {
             inner: Arc::new(Inner {
@@ -236,6 +238,18 @@ impl SimStore {
         counts
     }
 
+    /// Keeps one line per request from now on: who asked what, when it was
+    /// sent and answered, and what the client heard. For reading a failing
+    /// seed; off by default.
+    pub fn log_requests(&self) {
+        self.state().log.get_or_insert_with(Vec::new);
+    }
+
+    /// The request lines kept so far (emptied).
+    pub fn take_request_log(&self) -> Vec<String> {
+        self.state().log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// Looks at the bucket as it is right now, without faults or latency.
     pub fn with_model<R>(&self, f: impl FnOnce(&S3Model) -> R) -> R {
         f(&self.state().model)
@@ -245,16 +259,19 @@ impl SimStore {
     /// node) when it reaches the store, and answers when the client hears.
     async fn call(&self, op: Op) -> Answer {
         let sent = Instant::now();
-        let (plan, processing) = {
-            let now = self.now();
+        let sent_at = self.now();
+        let described = self.state().log.is_some().then(|| describe(&op));
+        let (plan, processing, class) = {
+            let now = sent_at;
             let mut guard = self.state();
             let s = &mut *guard;
             let effect = s.faults.inject(now, op.kind(), &mut s.fault_rng);
+            let class = effect.as_ref().map(|e| e.class);
             let timing = s.latency.timing(&mut s.latency_rng, op.body_len());
             let plan = Plan::new(timing, effect, s.request_timeout);
             s.counts.requests += 1;
             s.counts.store.slow_timeouts += u64::from(plan.slow_timeout);
-            (plan, timing.processing)
+            (plan, timing.processing, class)
         };
         let failed = plan.fault.map(|fault| op.failed(fault));
         let mut answer = None;
@@ -274,16 +291,22 @@ impl SimStore {
             answer = Some(rx);
         }
         tokio::time::sleep_until(sent + plan.answer_after).await;
-        if let Some(failed) = failed {
-            return failed;
-        }
-        match answer {
-            Some(rx) => match rx.await {
+        let answer = match (failed, answer) {
+            (Some(failed), _) => failed,
+            (None, Some(rx)) => match rx.await {
                 Ok(Some(answer)) => answer,
                 _ => unreachable!("a request without a fault lands"),
             },
-            None => unreachable!("a request without a fault lands"),
+            (None, None) => unreachable!("a request without a fault lands"),
+        };
+        let mut state = self.state();
+        if let (Some(log), Some(described)) = (state.log.as_mut(), described) {
+            let fault = class.map(|c| format!(" [{c}, lands {}x]", plan.arrivals.len())).unwrap_or_default();
+            let (from, to) = (TraceTime(sent_at), TraceTime(self.now()));
+            log.push(format!("{from} ..{} {described} -> {}{fault}", to.to_string().trim(), heard(&answer)));
         }
+        drop(state);
+        answer
     }
 
     fn spawn_server(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -388,6 +411,55 @@ impl ObjectStore for SimStore {
 
     fn describe(&self) -> String {
         "sim-s3".into()
+    }
+}
+
+/// A request, briefly: its kind, position, and the object's tag.
+fn describe(op: &Op) -> String {
+    let position = |key: &str| BatchNumber::from_key(key).map_or(key.to_owned(), |n| n.position().to_string());
+    match op {
+        Op::Put { key, object } => {
+            let tag = metadata_value(&object.metadata, TAG_METADATA_KEY).and_then(|v| ObjectTag::parse(v).ok());
+            let what = tag.map_or("untagged".to_string(), |t| {
+                let h = t.header;
+                match h.kind {
+                    ObjectKind::Fence => format!("fence {} {} next {}", h.leader, h.epoch, h.first_seq),
+                    ObjectKind::Batch => format!("batch {} {} {}+{}", h.leader, h.epoch, h.first_seq, h.count),
+                }
+            });
+            format!("put {} {what}", position(key))
+        }
+        Op::Head { key } => format!("head {}", position(key)),
+        Op::Get { key } => format!("get {}", position(key)),
+        Op::List { prefix, max_keys, start_after } => {
+            format!(
+                "list {prefix} max {max_keys}{}",
+                start_after.as_ref().map(|a| format!(" after {a}")).unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// What the client heard, briefly.
+fn heard(answer: &Answer) -> String {
+    match answer {
+        Answer::Put(PutOutcome::Created) => "201".into(),
+        Answer::Put(PutOutcome::AlreadyExists) => "412".into(),
+        Answer::Put(PutOutcome::Failed(f))
+        | Answer::Head(HeadOutcome::Failed(f))
+        | Answer::Get(GetOutcome::Failed(f))
+        | Answer::List(Err(f)) => format!("failed: {f}"),
+        Answer::Head(HeadOutcome::Found { tag }) => {
+            let tag = tag.as_deref().and_then(|v| ObjectTag::parse(v).ok());
+            tag.map_or("found untagged".into(), |t| {
+                format!("found {:?} {} {}", t.header.kind, t.header.leader, t.header.epoch)
+            })
+        }
+        Answer::Head(HeadOutcome::NotFound) | Answer::Get(GetOutcome::NotFound) => "404".into(),
+        Answer::Get(GetOutcome::Found(body)) => format!("{} bytes", body.len()),
+        Answer::List(Ok(page)) => {
+            format!("{} keys{}", page.entries.len(), if page.truncated { ", truncated" } else { "" })
+        }
     }
 }
 

@@ -50,7 +50,8 @@ impl ValidView {
                 Ok(added) => {
                     if !added.commits.is_empty() && added.first.0 != self.commits.len() as u64 {
                         let first = added.first;
-                        self.broken = Some(format!("{position} adds commits from {first}, the log is at {}", self.end()));
+                        self.broken =
+                            Some(format!("{position} adds commits from {first}, the log is at {}", self.end()));
                         return;
                     }
                     self.commits.extend(added.commits.iter().cloned());

@@ -13,15 +13,16 @@
 //! in flight, so that crashed, paused and restarted instances can join the
 //! one that runs today.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use s3wal::format::{ObjectKind, ObjectTag, TAG_METADATA_KEY};
 use s3wal::{
-    Action, CommitRange, CommitSeq, Epoch, Fault, HeadOutcome, Input, ListOutcome, Persister, Position, PutOutcome,
-    PutRequest, RequestId, StartPoint, Time,
+    Action, CommitRange, CommitSeq, Epoch, Failure, Fault, HeadOutcome, Identity, Input, LeaderId, ListOutcome,
+    Persister, Position, PutOutcome, PutRequest, RequestId, StartPoint, Time,
 };
 
 use crate::checker::{Checker, Invariant, Violation, WindowState};
@@ -30,8 +31,9 @@ use crate::faults::{AnswerAt, FaultClass, FaultEffect, FaultInjector, PhaseChang
 use crate::instance::{Instance, InstanceId, OpId, Status, TimerGeneration};
 use crate::knobs::RunKnobs;
 use crate::latency::{LatencyModel, Timing};
-use crate::report::{failure_kind, Outcome, RunReport, StoreCounts};
+use crate::report::{failure_kind, End, InstanceReport, Outcome, RunReport, StoreCounts};
 use crate::s3_model::{PutResult, S3Model, StoredObject};
+use crate::sampling::{chance, uniform_duration};
 use crate::sampling::{stream, Stream};
 use crate::trace::{Range, Size, Trace, TraceTime};
 use crate::workload::{ProducerId, Workload};
@@ -56,11 +58,22 @@ pub struct RunOptions {
     /// use it to plant the library's deliberate bugs (`Persister::plant`,
     /// behind s3wal's `planted-bugs` feature) without this crate needing it.
     pub prepare_machine: Option<fn(&mut Persister)>,
+    /// Leave out of the trace recovery's requests that go as planned (fence
+    /// PUTs created, read-back HEADs found): `ready` sums them up in one
+    /// line, and scenarios' traces stay readable. Anything else is traced.
+    pub compact_fences: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { commits: 1000, trace: false, planted_bug: None, start: StartMode::Resume, prepare_machine: None }
+        RunOptions {
+            commits: 1000,
+            trace: false,
+            planted_bug: None,
+            start: StartMode::Resume,
+            prepare_machine: None,
+            compact_fences: false,
+        }
     }
 }
 
@@ -95,8 +108,16 @@ enum Event {
     Respond(OpId),
     /// An instance's timer is due.
     Timer(InstanceId, TimerGeneration),
-    /// The application asks an instance to shut down.
-    Shutdown(InstanceId),
+    /// The application asks one instance (or, `None`, every live one) to shut down.
+    Shutdown(Option<InstanceId>),
+    /// The leader crashes.
+    Crash,
+    /// The leader is paused for this long (it becomes a zombie).
+    Pause(Duration),
+    /// A paused instance resumes.
+    Unpause(InstanceId),
+    /// A new leader (or two, from one listing) starts recovering.
+    Replace,
 }
 
 /// What a request asks the store.
@@ -157,6 +178,9 @@ enum Answer {
 /// One request on its way.
 #[derive(Debug)]
 struct InFlight {
+    id: OpId,
+    /// A fence PUT whose uneventful lines the trace leaves out.
+    quiet: bool,
     instance: InstanceId,
     request: RequestId,
     op: StoreOp,
@@ -247,8 +271,21 @@ pub struct World {
     queue: EventQueue<Event>,
     store: S3Model,
     instances: BTreeMap<InstanceId, Instance>,
-    /// The instance the producers hand their commits to.
-    leader: InstanceId,
+    /// The newest generation of instances: producers hand their commits to
+    /// the first of them that is ready (two after a dual recovery).
+    candidates: Vec<InstanceId>,
+    next_instance: u32,
+    /// New leaders scheduled to start.
+    replacing: u32,
+    instance_rng: ChaCha8Rng,
+    /// Leader ids and nonces handed out, to keep them distinct.
+    identities: BTreeSet<u64>,
+    /// Answers held back from paused instances.
+    held: BTreeMap<InstanceId, Vec<OpId>>,
+    /// Requests of paused instances that land late, and when.
+    late: BTreeMap<OpId, Time>,
+    /// What each instance was and how it ended, for the report.
+    lives: BTreeMap<InstanceId, InstanceReport>,
     requests: BTreeMap<OpId, InFlight>,
     next_op: u64,
     workload: Workload,
@@ -263,6 +300,7 @@ pub struct World {
     planted_bug: Option<PlantedBug>,
     start: StartMode,
     prepare_machine: Option<fn(&mut Persister)>,
+    compact_fences: bool,
     events: u64,
     store_counts: StoreCounts,
     refused: u64,
@@ -287,7 +325,14 @@ impl World {
             queue: EventQueue::new(),
             store: S3Model::new(),
             instances: BTreeMap::new(),
-            leader: InstanceId(1),
+            candidates: Vec::new(),
+            next_instance: 1,
+            replacing: 0,
+            instance_rng: stream(seed, Stream::Instances),
+            identities: BTreeSet::new(),
+            held: BTreeMap::new(),
+            late: BTreeMap::new(),
+            lives: BTreeMap::new(),
             requests: BTreeMap::new(),
             next_op: 0,
             workload: Workload::new(knobs.workload.clone(), stream(seed, Stream::Workload)),
@@ -302,6 +347,7 @@ impl World {
             planted_bug: options.planted_bug,
             start: options.start,
             prepare_machine: options.prepare_machine,
+            compact_fences: options.compact_fences,
             events: 0,
             store_counts: StoreCounts::default(),
             refused: 0,
@@ -327,7 +373,22 @@ impl World {
 
     /// What the run did.
     pub fn into_report(self) -> RunReport {
+        let mut instances: Vec<InstanceReport> = self.lives.into_values().collect();
+        for r in &mut instances {
+            if let Some((epoch, acked)) = self.checker.acked_range(r.id) {
+                (r.epoch, r.acked) = (epoch, acked);
+            }
+            if let Some(i) = self.instances.get(&r.id) {
+                r.end = match i.status {
+                    Status::Starting => End::Running,
+                    Status::Ready => End::Running,
+                    Status::Failed => r.end.clone(),
+                    Status::ShutDown => End::ShutDown,
+                };
+            }
+        }
         RunReport {
+            instances,
             seed: self.seed,
             sim_time: self.now,
             events: self.events,
@@ -348,7 +409,11 @@ impl World {
     }
 
     fn run_to_end(&mut self) -> Checked {
-        self.start_instance(self.leader)?;
+        let first = self.new_instance_id();
+        self.candidates = vec![first];
+        let identity = self.knobs.identity;
+        self.identities.extend([identity.leader.0, identity.nonce]);
+        self.start_instance(first, self.start, identity)?;
         let producers: Vec<ProducerId> = self.workload.producers().collect();
         for producer in producers {
             let at = self.now + self.workload.next_gap(producer);
@@ -372,7 +437,7 @@ impl World {
         Err(Violation {
             invariant: Invariant::Liveness,
             at: self.now,
-            instance: self.leader,
+            instance: self.leader().unwrap_or(InstanceId(0)),
             detail: format!(
                 "the run did not end within {MAX_EVENTS} events and {}s of virtual time",
                 MAX_SIM_TIME.as_secs()
@@ -391,14 +456,49 @@ impl World {
             Event::Respond(op) => self.on_respond(op),
             Event::Timer(id, generation) => self.on_timer(id, generation),
             Event::Shutdown(id) => self.on_shutdown(id),
+            Event::Crash => self.on_crash(),
+            Event::Pause(pause) => self.on_pause(pause),
+            Event::Unpause(id) => self.on_unpause(id),
+            Event::Replace => self.on_replace(),
         }
     }
 
     // ---- instances -------------------------------------------------------
 
-    fn start_instance(&mut self, id: InstanceId) -> Checked {
-        let (config, identity) = (self.knobs.config.clone(), self.knobs.identity);
-        let (mut machine, how) = match self.start {
+    fn new_instance_id(&mut self) -> InstanceId {
+        let id = InstanceId(self.next_instance);
+        self.next_instance += 1;
+        id
+    }
+
+    /// A leader id and nonce no instance of this run had.
+    fn new_identity(&mut self) -> Identity {
+        let fresh = |rng: &mut ChaCha8Rng, used: &mut BTreeSet<u64>| loop {
+            let n: u64 = rng.random();
+            if used.insert(n) {
+                return n;
+            }
+        };
+        let leader = LeaderId(fresh(&mut self.instance_rng, &mut self.identities));
+        let nonce = fresh(&mut self.instance_rng, &mut self.identities);
+        Identity { leader, nonce, jitter_seed: self.instance_rng.random() }
+    }
+
+    /// The instance producers hand commits to: the first of the newest
+    /// generation that is ready, else one still recovering, else (unless a
+    /// new generation is on its way) one that ended: it refuses. Paused and
+    /// crashed instances are skipped.
+    fn leader(&self) -> Option<InstanceId> {
+        let alive: Vec<&Instance> =
+            self.candidates.iter().filter_map(|id| self.instances.get(id)).filter(|i| !i.is_paused()).collect();
+        let first = |status: Status| alive.iter().find(|i| i.status == status).map(|i| i.id);
+        let ended = || alive.first().map(|i| i.id).filter(|_| self.replacing == 0);
+        first(Status::Ready).or_else(|| first(Status::Starting)).or_else(ended)
+    }
+
+    fn start_instance(&mut self, id: InstanceId, start: StartMode, identity: Identity) -> Checked {
+        let config = self.knobs.config.clone();
+        let (mut machine, how) = match start {
             StartMode::Resume => {
                 let start = StartPoint { position: Position(0), next_commit: CommitSeq(0), epoch: Epoch::default() };
                 (Persister::resume(config, identity, start), "resume at p0 #0")
@@ -409,7 +509,19 @@ impl World {
             prepare(&mut machine);
         }
         self.instances.insert(id, Instance::new(id, machine));
-        self.trace.line(self.now, id, || format!("start: {how}"));
+        let leader = identity.leader;
+        self.lives.insert(
+            id,
+            InstanceReport {
+                id,
+                leader,
+                epoch: Epoch::default(),
+                acked: CommitRange::new(CommitSeq(0), CommitSeq(0)),
+                end: End::Running,
+                zombie: false,
+            },
+        );
+        self.trace.line(self.now, id, || format!("start: {how} as {leader}"));
         self.checker.on_start(self.now, id)?;
         self.drain(id)?;
         self.after_step(id)
@@ -441,6 +553,9 @@ impl World {
     }
 
     fn after_step(&mut self, id: InstanceId) -> Checked {
+        if self.checker.checkpoint_due() {
+            self.checker.checkpoint_store(self.now, id, &self.store)?;
+        }
         let Some(instance) = self.instances.get(&id) else {
             return Ok(());
         };
@@ -463,7 +578,11 @@ impl World {
         let now = self.now;
         match action {
             Action::Put(put) => self.send_put(id, put),
-            Action::Head { request, position, key } => self.send(id, request, StoreOp::Head { position, key }),
+            Action::Head { request, position, key } => {
+                // Recovery's read-back: hundreds of uneventful HEADs.
+                let quiet = self.compact_fences && self.instance(id).status == Status::Starting;
+                self.send_traced(id, request, StoreOp::Head { position, key }, quiet);
+            }
             Action::List { request, prefix, max_keys } => self.send(id, request, StoreOp::List { prefix, max_keys }),
             Action::Probe { request } => self.send(id, request, StoreOp::Probe),
             Action::SetTimer { at } => {
@@ -496,14 +615,26 @@ impl World {
             Action::Ready { next_commit, epoch } => {
                 self.instance(id).status = Status::Ready;
                 self.queue.push(now, Event::Resume);
-                self.trace.line(now, id, || format!("ready next {next_commit} {epoch}"));
-                self.checker.on_ready(now, id, next_commit)?;
+                let cost = self.instance(id).machine.stats().recovery.clone();
+                self.trace.line(now, id, || {
+                    format!(
+                        "ready next {next_commit} {epoch} after {} list, {} heads, {} fences",
+                        cost.lists, cost.heads, cost.puts
+                    )
+                });
+                let recovery = (cost.lists > 0).then_some((cost, self.instance(id).heard));
+                self.checker.on_ready(now, id, next_commit, epoch, recovery)?;
             }
             Action::Failed { commits, failure } => {
                 self.instance(id).status = Status::Failed;
                 self.trace.line(now, id, || format!("FAILED leaving {}: {failure}", Range(commits)));
-                self.instance_failure = Some((failure_kind(&failure), failure.to_string()));
-                self.failed_after_faults_stopped = !self.faults.is_active();
+                if let Some(life) = self.lives.get_mut(&id) {
+                    life.end = End::Failed(failure.clone());
+                }
+                if !matches!(failure, Failure::Fenced { .. } | Failure::TakeoverLost { .. }) {
+                    self.instance_failure = Some((failure_kind(&failure), failure.to_string()));
+                    self.failed_after_faults_stopped = !self.faults.is_active();
+                }
                 self.checker.on_failed(now, id, commits, &failure)?;
                 self.queue.push(now, Event::Resume);
             }
@@ -525,6 +656,7 @@ impl World {
         if let Some(change) = self.faults.on_commit_issued(index, self.now) {
             self.trace_phase(change);
         }
+        self.schedule_takeovers(index);
         self.parked.push_back(Parked { producer, index, payload });
         self.hand_over_parked()
     }
@@ -543,59 +675,206 @@ impl World {
     }
 
     fn leader_takes_commits(&self) -> bool {
-        self.instances.get(&self.leader).is_some_and(|l| l.takes_commits() || l.status == Status::Failed)
+        let leader = self.leader().and_then(|id| self.instances.get(&id));
+        leader.is_some_and(|l| l.takes_commits() || l.has_ended())
     }
 
     fn hand_over(&mut self, parked: Parked) -> Checked {
-        let (id, now) = (self.leader, self.now);
-        let machine = &mut self.instance(id).machine;
-        let seq = machine.next_commit_seq();
-        let len = parked.payload.len() as u64;
-        match machine.handle(now, Input::CommitArrived(parked.payload.clone())) {
-            Ok(()) => {
-                let (p, c) = (parked.producer, parked.index);
-                self.trace.line(now, id, || format!("commit {seq} {} {p} c{c}", Size(len)));
-                self.checker.on_commit(now, id, seq, parked.payload)?;
-                let at = now + self.workload.next_gap(parked.producer);
-                self.queue.push(at, Event::Produce(parked.producer));
-            }
-            Err(refused) => {
-                // The producer learns its commit was refused and stops.
-                self.refused += 1;
-                let c = parked.index;
-                self.trace.line(now, id, || format!("refused c{c}: {refused}"));
-                self.checker.on_refused(now, id, &refused)?;
-            }
+        let Some(id) = self.leader() else {
+            return Ok(());
+        };
+        let label = format!("{} c{}", parked.producer, parked.index);
+        if self.give(id, parked.payload, label)? {
+            let at = self.now + self.workload.next_gap(parked.producer);
+            self.queue.push(at, Event::Produce(parked.producer));
         }
-        self.drain(id)?;
-        self.after_step(id)
+        Ok(())
     }
 
-    /// Once every commit is handed over, or the leader failed, the
-    /// application asks for a shutdown.
-    fn maybe_request_shutdown(&mut self) {
-        let Some(leader) = self.instances.get(&self.leader) else {
-            return;
+    /// Hands one commit to instance `id`; whether it took it (a producer
+    /// whose commit is refused stops).
+    fn give(&mut self, id: InstanceId, payload: Bytes, label: String) -> Result<bool, Violation> {
+        let now = self.now;
+        let machine = &mut self.instance(id).machine;
+        let seq = machine.next_commit_seq();
+        let len = payload.len() as u64;
+        let taken = match machine.handle(now, Input::CommitArrived(payload.clone())) {
+            Ok(()) => {
+                self.trace.line(now, id, || format!("commit {seq} {} {label}", Size(len)));
+                self.checker.on_commit(now, id, seq, payload)?;
+                true
+            }
+            Err(refused) => {
+                self.refused += 1;
+                self.trace.line(now, id, || format!("refused {label}: {refused}"));
+                self.checker.on_refused(now, id, &refused)?;
+                false
+            }
         };
+        self.drain(id)?;
+        self.after_step(id)?;
+        Ok(taken)
+    }
+
+    /// Once every commit is handed over, or every leader of the newest
+    /// generation failed, the application asks for a shutdown.
+    fn maybe_request_shutdown(&mut self) {
+        if self.shutdown_scheduled {
+            return;
+        }
         let done = self.workload.is_exhausted() && self.parked.is_empty();
-        if self.shutdown_scheduled || !(done || leader.status == Status::Failed) {
+        let alive = self.candidates.iter().filter_map(|id| self.instances.get(id));
+        let gave_up = self.replacing == 0 && alive.clone().count() > 0 && alive.clone().all(Instance::has_ended);
+        if !(done || gave_up) {
             return;
         }
         self.shutdown_scheduled = true;
         let at = self.now + self.knobs.shutdown_delay;
-        self.queue.push(at, Event::Shutdown(self.leader));
+        self.queue.push(at, Event::Shutdown(None));
     }
 
-    fn on_shutdown(&mut self, id: InstanceId) -> Checked {
-        if let Some(change) = self.faults.stop() {
-            self.trace_phase(change);
+    fn on_shutdown(&mut self, target: Option<InstanceId>) -> Checked {
+        if target.is_none() {
+            if let Some(change) = self.faults.stop() {
+                self.trace_phase(change);
+            }
         }
+        let ids: Vec<InstanceId> = match target {
+            Some(id) => vec![id],
+            None => self.instances.keys().copied().collect(),
+        };
+        for id in ids {
+            let Some(instance) = self.instances.get_mut(&id) else {
+                continue;
+            };
+            if instance.has_ended() || instance.shutdown_requested || instance.is_paused() {
+                continue;
+            }
+            instance.shutdown_requested = true;
+            self.trace.line(self.now, id, || "shutdown requested".into());
+            self.feed(id, Input::ShutdownRequested)?;
+        }
+        Ok(())
+    }
+
+    // ---- takeovers -------------------------------------------------------
+
+    /// Crashes and pauses due when the workload issues commit `index`.
+    fn schedule_takeovers(&mut self, index: u64) {
+        let t = &self.knobs.takeovers;
+        let crashes = t.crashes.iter().filter(|c| **c == index).count();
+        let pauses: Vec<Duration> = t.zombies.iter().filter(|z| z.at_commit == index).map(|z| z.pause).collect();
+        let delay = t.trigger_delay;
+        for _ in 0..crashes {
+            let at = self.now + uniform_duration(&mut self.instance_rng, Duration::ZERO, delay);
+            self.queue.push(at, Event::Crash);
+        }
+        for pause in pauses {
+            let at = self.now + uniform_duration(&mut self.instance_rng, Duration::ZERO, delay);
+            self.queue.push(at, Event::Pause(pause));
+        }
+    }
+
+    /// The leader the next crash or pause strikes: present, not ended, not paused.
+    fn live_leader(&self) -> Option<InstanceId> {
+        if self.shutdown_scheduled {
+            return None;
+        }
+        self.leader().filter(|id| self.instances.get(id).is_some_and(|i| !i.has_ended() && !i.shutdown_requested))
+    }
+
+    /// Drops the leader: its requests still land, their answers find nobody.
+    fn on_crash(&mut self) -> Checked {
+        let Some(id) = self.live_leader() else {
+            return Ok(());
+        };
+        self.faults.count(FaultClass::Crash);
+        self.instances.remove(&id);
+        if let Some(life) = self.lives.get_mut(&id) {
+            life.end = End::Crashed;
+        }
+        self.trace.line(self.now, "W", || format!("crash {id}"));
+        self.checker.on_crash(self.now, id, &self.store)?;
+        self.schedule_replacement();
+        Ok(())
+    }
+
+    fn schedule_replacement(&mut self) {
+        self.replacing += 1;
+        self.queue.push(self.now + self.knobs.takeovers.restart_delay, Event::Replace);
+    }
+
+    /// Pauses the leader: its timer and answers are held back, some of its
+    /// requests land late, and a new leader takes over meanwhile.
+    fn on_pause(&mut self, pause: Duration) -> Checked {
+        let Some(id) = self.live_leader() else {
+            return Ok(());
+        };
+        self.faults.count(FaultClass::Zombie);
+        let until = self.now + pause;
+        let instance = self.instance(id);
+        instance.paused_until = Some(until);
+        let in_flight: Vec<OpId> = instance.in_flight.iter().copied().collect();
+        if let Some(life) = self.lives.get_mut(&id) {
+            life.zombie = true;
+        }
+        let latest = pause.saturating_sub(Duration::from_micros(1));
+        for op in in_flight {
+            if chance(&mut self.instance_rng, 0.5) {
+                let at = self.now + uniform_duration(&mut self.instance_rng, Duration::ZERO, latest);
+                self.late.insert(op, at);
+            }
+        }
+        self.trace.line(self.now, "W", || format!("pause {id} until {}", TraceTime(until).to_string().trim()));
+        self.checker.checkpoint_store(self.now, id, &self.store)?;
+        self.queue.push(until, Event::Unpause(id));
+        self.schedule_replacement();
+        Ok(())
+    }
+
+    /// A zombie wakes up: it hears what was held back, and the application,
+    /// unaware, hands it one more commit and later asks it to shut down.
+    fn on_unpause(&mut self, id: InstanceId) -> Checked {
         let Some(instance) = self.instances.get_mut(&id) else {
             return Ok(());
         };
-        instance.shutdown_requested = true;
-        self.trace.line(self.now, id, || "shutdown requested".into());
-        self.feed(id, Input::ShutdownRequested)
+        instance.paused_until = None;
+        let timer = std::mem::take(&mut instance.timer_held);
+        self.trace.line(self.now, "W", || format!("resume {id}"));
+        for op in self.held.remove(&id).unwrap_or_default() {
+            if let Some(flight) = self.requests.remove(&op) {
+                self.deliver(flight)?;
+            }
+        }
+        if timer {
+            self.trace.line(self.now, id, || "timer fired (held)".into());
+            self.feed(id, Input::TimerFired)?;
+        }
+        if self.instances.get(&id).is_some_and(Instance::takes_commits) {
+            let payload = Bytes::from(format!("stray commit handed to zombie {id}"));
+            self.give(id, payload, "stray".into())?;
+        }
+        self.queue.push(self.now + Duration::from_secs(1), Event::Shutdown(Some(id)));
+        Ok(())
+    }
+
+    /// A new generation: one instance, or two recovering from one listing.
+    fn on_replace(&mut self) -> Checked {
+        self.replacing -= 1;
+        if self.shutdown_scheduled {
+            return Ok(());
+        }
+        let dual = chance(&mut self.instance_rng, self.knobs.takeovers.dual_recovery);
+        let ids: Vec<InstanceId> = (0..1 + u32::from(dual)).map(|_| self.new_instance_id()).collect();
+        if dual {
+            self.faults.count(FaultClass::DualRecovery);
+        }
+        self.candidates = ids.clone();
+        for id in ids {
+            let identity = self.new_identity();
+            self.start_instance(id, StartMode::Recover, identity)?;
+        }
+        Ok(())
     }
 
     fn on_timer(&mut self, id: InstanceId, generation: TimerGeneration) -> Checked {
@@ -603,6 +882,10 @@ impl World {
             return Ok(());
         };
         if !instance.timer.fire(generation) {
+            return Ok(());
+        }
+        if instance.is_paused() {
+            instance.timer_held = true;
             return Ok(());
         }
         self.trace.line(self.now, id, || "timer fired".into());
@@ -623,28 +906,38 @@ impl World {
     fn send_put(&mut self, id: InstanceId, put: PutRequest) {
         let tag = put.metadata.iter().find(|(k, _)| k == TAG_METADATA_KEY).and_then(|(_, v)| ObjectTag::parse(v).ok());
         let (position, request, len) = (put.position, put.request, put.body.len() as u64);
-        self.trace.line(self.now, id, || {
-            let commits = match tag {
-                None => "untagged".to_string(),
-                Some(t) if t.header.kind == ObjectKind::Fence => format!("fence next {}", t.header.first_seq),
-                Some(t) => {
-                    let start = t.header.first_seq;
-                    Range(CommitRange::new(start, start.plus(u64::from(t.header.count)))).to_string()
-                }
-            };
-            format!("put {position} {request} {commits} {}", Size(len))
-        });
+        let fence = tag.as_ref().is_some_and(|t| t.header.kind == ObjectKind::Fence);
+        let quiet = fence && self.compact_fences;
+        let mut trace = std::mem::take(&mut self.trace);
+        if !quiet {
+            trace.line(self.now, id, || {
+                let commits = match tag {
+                    None => "untagged".to_string(),
+                    Some(t) if t.header.kind == ObjectKind::Fence => format!("fence next {}", t.header.first_seq),
+                    Some(t) => {
+                        let start = t.header.first_seq;
+                        Range(CommitRange::new(start, start.plus(u64::from(t.header.count)))).to_string()
+                    }
+                };
+                format!("put {position} {request} {commits} {}", Size(len))
+            });
+        }
+        self.trace = trace;
         let object = StoredObject { body: put.body, metadata: put.metadata };
-        self.send(id, request, StoreOp::Put { position, key: put.key, object });
+        self.send_traced(id, request, StoreOp::Put { position, key: put.key, object }, quiet);
     }
 
     fn send(&mut self, id: InstanceId, request: RequestId, op: StoreOp) {
+        self.send_traced(id, request, op, false);
+    }
+
+    fn send_traced(&mut self, id: InstanceId, request: RequestId, op: StoreOp, quiet: bool) {
         let effect = self.faults.inject(self.now, op.kind(), &mut self.fault_rng);
         let timing = self.latency.timing(&mut self.latency_rng, op.body_len());
         let plan = Plan::new(self.now, timing, effect, self.knobs.request_timeout);
         let op_id = OpId(self.next_op);
         self.next_op += 1;
-        if !matches!(op, StoreOp::Put { .. }) {
+        if !matches!(op, StoreOp::Put { .. }) && !quiet {
             let name = op.name();
             self.trace.line(self.now, id, || format!("{name} {request}"));
         }
@@ -659,7 +952,16 @@ impl World {
         self.instance(id).in_flight.insert(op_id);
         self.requests.insert(
             op_id,
-            InFlight { instance: id, request, op, processing: timing.processing, fault: plan.fault, answer: None },
+            InFlight {
+                id: op_id,
+                quiet,
+                instance: id,
+                request,
+                op,
+                processing: timing.processing,
+                fault: plan.fault,
+                answer: None,
+            },
         );
         for at in plan.arrivals {
             self.queue.push(at, Event::Arrive(op_id));
@@ -670,6 +972,12 @@ impl World {
     /// A request reaches the store and is applied, whoever still waits for it.
     fn on_arrive(&mut self, op: OpId) {
         let now = self.now;
+        if let Some(at) = self.late.remove(&op) {
+            if at > now {
+                self.queue.push(at, Event::Arrive(op));
+                return;
+            }
+        }
         let Some(flight) = self.requests.get_mut(&op) else {
             return;
         };
@@ -721,24 +1029,60 @@ impl World {
         };
         let (name, request) = (flight.op.name(), flight.request);
         flight.answer = Some(answer);
-        self.trace.line(now, "S3", || format!("{name} {request} {said}"));
+        if !(flight.quiet && (said == "created" || said == "found")) {
+            self.trace.line(now, "S3", || format!("{name} {request} {said}"));
+        }
     }
 
     /// A request's answer reaches its instance, if it is still there.
     fn on_respond(&mut self, op: OpId) -> Checked {
-        let Some(flight) = self.requests.remove(&op) else {
+        let Some(flight) = self.requests.get(&op) else {
             return Ok(());
         };
+        let id = flight.instance;
+        if self.instances.get(&id).is_some_and(Instance::is_paused) {
+            // Held back; the request itself may still land meanwhile.
+            self.held.entry(id).or_default().push(op);
+            return Ok(());
+        }
+        match self.requests.remove(&op) {
+            Some(flight) => self.deliver(flight),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands an answer to its instance (dropped if it crashed).
+    fn deliver(&mut self, flight: InFlight) -> Checked {
         let id = flight.instance;
         let Some(instance) = self.instances.get_mut(&id) else {
             let request = flight.request;
             self.trace.line(self.now, "W", || format!("drop answer to {request}: {id} is gone"));
             return Ok(());
         };
-        instance.in_flight.remove(&op);
-        let (name, request) = (flight.op.name(), flight.request);
+        instance.in_flight.remove(&flight.id);
+        let (name, request, quiet) = (flight.op.name(), flight.request, flight.quiet);
         let input = flight.input();
-        self.trace.line(self.now, id, || format!("<- {request} {name}: {}", describe(&input)));
+        if instance.status == Status::Starting {
+            let heard = &mut instance.heard;
+            match &input {
+                Input::ListFinished { outcome: ListOutcome::Failed(_), .. } => heard.failed_lists += 1,
+                Input::HeadFinished { outcome: HeadOutcome::Failed(_), .. } => heard.failed_heads += 1,
+                // A 404 after a 412 sends the PUT again: a retry.
+                Input::HeadFinished { outcome: HeadOutcome::NotFound, .. } => heard.failed_puts += 1,
+                Input::PutFinished { outcome: PutOutcome::Failed(_), .. } => heard.failed_puts += 1,
+                Input::PutFinished { outcome: PutOutcome::AlreadyExists, .. } => heard.put_412s += 1,
+                _ => {}
+            }
+        }
+        let uneventful = quiet
+            && matches!(
+                input,
+                Input::PutFinished { outcome: PutOutcome::Created, .. }
+                    | Input::HeadFinished { outcome: HeadOutcome::Found { .. }, .. }
+            );
+        if !uneventful {
+            self.trace.line(self.now, id, || format!("<- {request} {name}: {}", describe(&input)));
+        }
         self.feed(id, input)
     }
 }

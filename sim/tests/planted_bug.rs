@@ -21,10 +21,10 @@ fn created_without_writing_is_caught() {
             Outcome::Passed => {}
         }
     }
-    // A run can escape only if its instance fails before acking the lost
-    // position; most cannot.
+    // A run can escape only if its instance fails (or crashes, or is
+    // deposed) before acking the lost position; most cannot.
     assert!(
-        caught.len() * 10 >= seeds.clone().count() * 8,
+        caught.len() * 10 >= seeds.clone().count() * 7,
         "only {} of {} seeds caught the planted bug: {caught:?}",
         caught.len(),
         seeds.count()

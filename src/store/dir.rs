@@ -57,6 +57,9 @@ impl DirStore {
         self.inner.poison_reason()
     }
 
+    // madsim-tokio deprecates spawn_blocking in simulation; the madsim
+    // level uses the simulator's store, never this one.
+    #[cfg_attr(madsim, allow(deprecated))]
     async fn blocking<T: Send + 'static>(&self, job: impl FnOnce(&Inner) -> T + Send + 'static) -> Result<T, Fault> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || job(&inner))
