@@ -31,19 +31,30 @@ pub struct DirStore {
     inner: Arc<Inner>,
 }
 
+/// How the store makes a file or directory durable: `File::sync_all`,
+/// swapped in tests to show that a failed fsync poisons the store.
+pub type FsyncFn = fn(&File) -> io::Result<()>;
+
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
     poisoned: Mutex<Option<String>>,
     temp_counter: AtomicU64,
+    fsync: FsyncFn,
 }
 
 impl DirStore {
     /// Opens (creating if needed) a store rooted at `root`.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<DirStore> {
+        DirStore::open_with_fsync(root, File::sync_all)
+    }
+
+    /// [`DirStore::open`] with another way to fsync: for tests of what a
+    /// failing disk does.
+    pub fn open_with_fsync(root: impl Into<PathBuf>, fsync: FsyncFn) -> io::Result<DirStore> {
         let root = root.into();
         fs::create_dir_all(root.join(TEMP_DIR))?;
-        let inner = Inner { root, poisoned: Mutex::new(None), temp_counter: AtomicU64::new(0) };
+        let inner = Inner { root, poisoned: Mutex::new(None), temp_counter: AtomicU64::new(0), fsync };
         Ok(DirStore { inner: Arc::new(inner) })
     }
 
@@ -77,6 +88,10 @@ impl Inner {
         let reason = format!("fsync of {what} failed ({error}); the directory store is poisoned: reopen the log");
         *self.poisoned.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
         Fault::Rejected { reason }
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        (self.fsync)(&File::open(dir)?)
     }
 
     fn check_poison(&self) -> Result<(), Fault> {
@@ -115,12 +130,13 @@ impl Inner {
             std::process::id(),
             self.temp_counter.fetch_add(1, Ordering::Relaxed)
         ));
-        let written = write_envelope(&temp, body, metadata);
+        let written = write_envelope(&temp, body, metadata, self.fsync);
         let result = match written {
             Err(WriteError::Io(e)) => Err(io_fault(e)),
             Err(WriteError::Sync(e)) => Err(self.poison(&temp.display().to_string(), &e)),
             Ok(()) => match fs::hard_link(&temp, &path) {
-                Ok(()) => sync_dir(&dir)
+                Ok(()) => self
+                    .sync_dir(&dir)
                     .map(|()| PutOutcome::Created)
                     .map_err(|e| self.poison(&dir.display().to_string(), &e)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(PutOutcome::AlreadyExists),
@@ -182,7 +198,7 @@ enum WriteError {
     Sync(io::Error),
 }
 
-fn write_envelope(path: &Path, body: &[u8], metadata: &[(String, String)]) -> Result<(), WriteError> {
+fn write_envelope(path: &Path, body: &[u8], metadata: &[(String, String)], fsync: FsyncFn) -> Result<(), WriteError> {
     let mut meta = String::new();
     for (k, v) in metadata {
         meta.push_str(k);
@@ -195,7 +211,7 @@ fn write_envelope(path: &Path, body: &[u8], metadata: &[(String, String)]) -> Re
     file.write_all(&(meta.len() as u32).to_le_bytes()).map_err(WriteError::Io)?;
     file.write_all(meta.as_bytes()).map_err(WriteError::Io)?;
     file.write_all(body).map_err(WriteError::Io)?;
-    file.sync_all().map_err(WriteError::Sync)
+    fsync(&file).map_err(WriteError::Sync)
 }
 
 fn parse_envelope(raw: &[u8]) -> Option<(Metadata, usize)> {
@@ -207,10 +223,6 @@ fn parse_envelope(raw: &[u8]) -> Option<(Metadata, usize)> {
         .map(|line| line.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect::<Option<Metadata>>()?;
     Some((metadata, MAGIC.len() + 4 + len))
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 fn io_fault(e: io::Error) -> Fault {
@@ -257,5 +269,60 @@ impl ObjectStore for DirStore {
 
     fn describe(&self) -> String {
         format!("dir:{}", self.inner.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_root(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("s3wal-dir-{name}-{}", std::process::id()))
+    }
+
+    fn failing_fsync(_: &File) -> io::Result<()> {
+        Err(io::Error::other("injected EIO"))
+    }
+
+    #[tokio::test]
+    async fn create_if_absent_answers_like_s3() {
+        let root = temp_root("cia");
+        let store = DirStore::open(&root).unwrap();
+        let meta = vec![(TAG_METADATA_KEY.to_string(), "t".to_string())];
+        assert_eq!(store.put_if_absent("batches/a", Bytes::from_static(b"1"), &meta).await, PutOutcome::Created);
+        assert_eq!(store.put_if_absent("batches/a", Bytes::from_static(b"2"), &meta).await, PutOutcome::AlreadyExists);
+        assert_eq!(store.get("batches/a").await, GetOutcome::Found(Bytes::from_static(b"1")), "the first write wins");
+        assert_eq!(store.head("batches/a").await, HeadOutcome::Found { tag: Some("t".into()) });
+        assert_eq!(store.list("batches/", 10, None).await.unwrap().keys(), vec!["batches/a".to_string()]);
+        let bad = store.put_if_absent("../escape", Bytes::new(), &[]).await;
+        assert!(matches!(bad, PutOutcome::Failed(Fault::Rejected { .. })), "{bad:?}");
+        let _ = fs::remove_dir_all(root);
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_poisons_the_store_for_good() {
+        let root = temp_root("poison");
+        let store = DirStore::open_with_fsync(&root, failing_fsync).unwrap();
+        let put = store.put_if_absent("batches/a", Bytes::from_static(b"1"), &[]).await;
+        let PutOutcome::Failed(Fault::Rejected { reason }) = put else { panic!("{put:?}") };
+        assert!(reason.contains("poisoned"), "{reason}");
+        assert!(store.poisoned().is_some());
+        // Every later call fails, whatever it is: nobody can say what reached the disk.
+        assert!(matches!(store.put_if_absent("batches/b", Bytes::new(), &[]).await, PutOutcome::Failed(_)));
+        assert!(matches!(store.head("batches/a").await, HeadOutcome::Failed(_)));
+        assert!(matches!(store.get("batches/a").await, GetOutcome::Failed(_)));
+        assert!(store.list("batches/", 10, None).await.is_err());
+        let _ = fs::remove_dir_all(root);
+    }
+
+    #[tokio::test]
+    async fn a_log_on_a_failing_disk_fails_to_open_and_says_why() {
+        use crate::driver::{Log, OpenError, OpenOptions};
+        let root = temp_root("poison-log");
+        let store = DirStore::open_with_fsync(&root, failing_fsync).unwrap();
+        let opened = Log::open(store, OpenOptions { seed: Some(1), ..OpenOptions::default() }).await;
+        let Err(OpenError::Recovery(failure)) = opened else { panic!("open must fail: {:?}", opened.err()) };
+        assert!(failure.to_string().contains("poisoned"), "{failure}");
+        let _ = fs::remove_dir_all(root);
     }
 }
