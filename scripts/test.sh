@@ -38,6 +38,24 @@ scripts/moto.sh start >/dev/null
 source "$S3WAL_MOTO_STATE/env"
 cargo test -p s3wal --test s3 --test kill9 --locked -- --ignored
 
+# --- Signatures: wrong credentials against s3s-fs --------------------------
+# moto does not check request signatures; s3s-fs 0.14.1 does (installed with
+# cargo install on first use; its create-if-absent is not atomic, so only
+# this test uses it).
+step "wrong credentials against s3s-fs (tests/signatures.rs)"
+S3WAL_S3S_STATE="$(mktemp -d "${TMPDIR:-/tmp}/s3wal-s3s.XXXXXX")"
+export S3WAL_S3S_STATE
+stop_servers() {
+    stop_moto
+    scripts/s3s-fs.sh stop || true
+    rm -rf "$S3WAL_S3S_STATE"
+}
+trap stop_servers EXIT
+scripts/s3s-fs.sh start
+# shellcheck source=/dev/null
+source "$S3WAL_S3S_STATE/env"
+cargo test -p s3wal --test signatures --locked -- --ignored
+
 # --- The real driver under madsim --------------------------------------------
 # (Block owned by the madsim level: sim/src/sim_store.rs, driver_world.rs,
 # driver_checker.rs, valid_view.rs, sim/tests/madsim_driver.rs.)

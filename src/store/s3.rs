@@ -318,7 +318,12 @@ impl S3Store {
         let code = error.code().map(String::from);
         let status = error.raw_response().map(|r| r.status().as_u16());
         warn!(bucket = %bucket, endpoint = %endpoint, %detail, "S3 probe failed");
-        Err(match classify(Op::List, status, code.as_deref(), kind_of(&error)) {
+        let kind = kind_of(&error);
+        if matches!(kind, ErrorKind::CredentialsFailed | ErrorKind::CredentialsTimedOut) {
+            // The request never left: say so, rather than "cannot reach".
+            return Err(S3Error::NoCredentials { detail });
+        }
+        Err(match classify(Op::List, status, code.as_deref(), kind) {
             Classified::Fault(Fault::ConnectionFailed) => S3Error::Unreachable { endpoint, detail },
             Classified::Fault(Fault::TimedOut) => {
                 S3Error::Unreachable { endpoint, detail: format!("no answer in time ({detail})") }
@@ -648,7 +653,9 @@ pub(crate) fn classify(op: Op, status: Option<u16>, code: Option<&str>, kind: Er
             | "InvalidToken"
             | "TokenRefreshRequired"
             | "InvalidSecurity"
-            | "MissingSecurityHeader"),
+            | "MissingSecurityHeader"
+            // s3s-fs answers an unknown access key with NotSignedUp.
+            | "NotSignedUp"),
         ) => return refused(Refusal::BadCredentials { code: c.into() }),
         Some("RequestTimeTooSkewed") => return refused(Refusal::ClockSkew),
         Some(c @ ("PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException")) => {
@@ -899,7 +906,7 @@ mod tests {
     /// are tested here, on the mapping alone.
     #[test]
     fn wrong_credentials_are_refused_and_named() {
-        for code in ["InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"] {
+        for code in ["InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "NotSignedUp"] {
             for op in ALL_OPS {
                 let c = service(op, 403, Some(code));
                 assert_eq!(c, Classified::Refused(Refusal::BadCredentials { code: code.into() }), "{op:?} {code}");
