@@ -8,7 +8,7 @@
 //! resolves, in order, when the machine reports commits durable.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -190,7 +190,6 @@ impl Log {
         let config = options.config.clone().validate()?;
         let seed = options.seed.unwrap_or_else(rand::random);
         let identity = identity_from(seed);
-        #[allow(unused_mut)] // planted-bugs
         let mut machine = Persister::recover(config.clone(), identity);
         let planted = Planted::new(bug);
         planted.prepare(&mut machine);
@@ -359,7 +358,9 @@ struct Driver<S> {
     shutdown: Option<oneshot::Sender<Result<(), AppendError>>>,
     durable: watch::Sender<CommitSeq>,
     stream: Option<mpsc::UnboundedSender<(CommitSeq, Bytes)>>,
-    shared: Option<Arc<Shared>>,
+    /// Weak: the shared state holds the command channel's sender, and a
+    /// strong reference here would keep the driver alive after the last `Log`.
+    shared: Option<Weak<Shared>>,
     /// planted-bugs: nothing unless a bug was planted.
     planted: Planted,
 }
@@ -387,7 +388,7 @@ impl<S: ObjectStore> Driver<S> {
                 Some(input) = done_rx.recv() => Some(input),
                 shared = async { shared_rx.as_mut().expect("guarded").await }, if shared_rx.is_some() => {
                     shared_rx = None;
-                    self.shared = shared.ok();
+                    self.shared = shared.ok().map(|s| Arc::downgrade(&s));
                     self.publish_stats();
                     None
                 }
@@ -445,7 +446,7 @@ impl<S: ObjectStore> Driver<S> {
     }
 
     fn release(&self, permits: u32) {
-        if let Some(shared) = &self.shared {
+        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
             shared.budget.add_permits(permits as usize);
         }
     }
@@ -506,8 +507,11 @@ impl<S: ObjectStore> Driver<S> {
                 Action::Failed { commits, failure } => self.failed(commits, failure),
                 Action::ShutdownComplete => {
                     if let Some(done) = self.shutdown.take() {
-                        let result = match self.machine.failure() {
-                            Some(f) => Err(f.clone().into()),
+                        // A failed machine that then shut down no longer reports its failure.
+                        let failed =
+                            self.shared.as_ref().and_then(Weak::upgrade).and_then(|s| lock(&s.failure).clone());
+                        let result = match self.machine.failure().cloned().or(failed) {
+                            Some(f) => Err(f.into()),
                             None => Ok(()),
                         };
                         let _ = done.send(result);
@@ -526,7 +530,7 @@ impl<S: ObjectStore> Driver<S> {
     fn publish_stats(&self) {
         let stats = self.machine.stats();
         publish_metrics(stats, self.machine.window_len());
-        if let Some(shared) = &self.shared {
+        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
             *lock(&shared.stats) = stats.clone();
         }
     }
@@ -564,7 +568,7 @@ impl<S: ObjectStore> Driver<S> {
     }
 
     fn release_many(&self, permits: u64) {
-        if let Some(shared) = &self.shared {
+        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
             shared.budget.add_permits(usize::try_from(permits).unwrap_or(usize::MAX));
         }
     }
@@ -573,7 +577,7 @@ impl<S: ObjectStore> Driver<S> {
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Err(failure.clone()));
         }
-        if let Some(shared) = &self.shared {
+        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
             *lock(&shared.failure) = Some(failure.clone());
             // Wake every appender waiting for budget: they will see the failure.
             shared.budget.close();

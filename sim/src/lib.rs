@@ -5,6 +5,13 @@
 //! The world ([`world`], [`s3_model`], [`faults`], [`latency`], [`workload`])
 //! and the [`checker`] are kept apart: the checker knows nothing of faults.
 //! Same seed, same run, byte for byte: see [`run_seed`].
+//!
+//! The madsim level runs the library's real tokio driver instead, under
+//! `RUSTFLAGS="--cfg madsim"`: [`sim_store`] puts the same S3 model, faults
+//! and latency behind the library's `ObjectStore` trait, `driver_world`
+//! (madsim only) crashes, restarts and pauses the writer's nodes, and
+//! [`driver_checker`] judges the driver's API against the store
+//! (`sim/tests/madsim_driver.rs`, `just madsim`).
 
 pub mod checker;
 pub mod driver_checker;
@@ -18,8 +25,8 @@ pub mod latency;
 pub mod log_prefix;
 pub mod report;
 pub mod s3_model;
-pub mod scenario;
 pub mod sampling;
+pub mod scenario;
 pub mod sim_store;
 pub mod trace;
 pub mod valid_view;

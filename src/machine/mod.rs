@@ -930,7 +930,12 @@ impl Persister {
         warn!(%failure, "s3wal writer failed");
         let commits = CommitRange::new(self.durable_seq, self.next_seq);
         self.actions.push_back(Action::Failed { commits, failure: failure.clone() });
+        // A shutdown in progress ends here, with the failure.
+        let draining = matches!(self.phase, Phase::Draining);
         self.phase = Phase::Failed(failure);
+        if draining {
+            self.actions.push_back(Action::ShutdownComplete);
+        }
         self.window.clear();
         self.batcher.clear();
         let used = self.budget.used;

@@ -526,3 +526,14 @@ fn a_probe_the_store_refuses_fails_the_writer() {
     h.input(Input::ProbeFinished { request: probe, outcome: Err(Fault::Rejected { reason: "NoSuchBucket".into() }) });
     assert!(matches!(&h.failed, Some((_, Failure::Rejected { reason, .. })) if reason.contains("NoSuchBucket")));
 }
+
+#[test]
+fn a_failure_while_draining_ends_the_shutdown() {
+    let mut h = Harness::new(Config { max_retry_attempts: 0, ..config() });
+    h.commit(b"a");
+    h.input(Input::ShutdownRequested);
+    h.complete_at(Position(0), fault(Fault::Throttled));
+    assert!(h.failed.is_some());
+    assert!(h.shut_down, "the shutdown does not wait forever for a failed writer");
+    assert!(h.m.failure().is_some(), "and the failure is still reported");
+}
