@@ -27,15 +27,16 @@
 //! process with an empty environment.
 #![cfg(feature = "s3")]
 
+mod suite;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use s3wal::driver::{AppendError, Log, OpenError, OpenOptions};
-use s3wal::reader::Reader;
+use s3wal::driver::{Log, OpenError, OpenOptions};
 use s3wal::store::{GetOutcome, ObjectStore, S3Error, S3Options, S3Store};
-use s3wal::{CommitSeq, Config, Failure, Fault, HeadOutcome, PutOutcome};
+use s3wal::{Config, Failure, Fault, HeadOutcome, PutOutcome};
 
 /// The server's URL. Fails the test, with directions, when it is not set.
 fn endpoint() -> String {
@@ -98,23 +99,8 @@ fn options(seed: u64) -> OpenOptions {
     OpenOptions { config, seed: Some(seed), stream_durable_commits: false }
 }
 
-fn payload(i: u64) -> Bytes {
-    Bytes::from(format!("commit-{i}-{}", "x".repeat((i % 50) as usize)))
-}
-
 fn tag(value: &str) -> Vec<(String, String)> {
     vec![("s3wal-tag".to_string(), value.to_string())]
-}
-
-async fn replay<S: ObjectStore>(store: S) -> BTreeMap<CommitSeq, Bytes> {
-    let reader = Reader::new(store);
-    reader
-        .fold(CommitSeq(0)..CommitSeq(u64::MAX), BTreeMap::new(), |mut m, seq, c| {
-            m.insert(seq, c.clone());
-            m
-        })
-        .await
-        .expect("the log reads back")
 }
 
 /// A port on 127.0.0.1 that nothing listens on.
@@ -260,23 +246,8 @@ async fn pool_size_bounds_the_connections() {
 async fn log_round_trip() {
     let bucket = fresh_bucket("log").await;
     let store = store_at(&bucket, "wal").await;
-    let log = Log::open(store.clone(), options(1)).await.expect("open");
-    assert_eq!(log.store(), format!("s3://{bucket}/wal/"));
-    let mut pending = Vec::new();
-    for i in 0..200 {
-        pending.push(log.append(payload(i)).await.expect("accepted"));
-    }
-    for (i, appended) in pending.into_iter().enumerate() {
-        assert_eq!(appended.seq, CommitSeq(i as u64));
-        assert_eq!(appended.durable().await, Ok(CommitSeq(i as u64)));
-    }
-    assert_eq!(*log.watch_durable().borrow(), CommitSeq(200));
-    log.shutdown().await.expect("clean shutdown");
-    let contents = replay(store.clone()).await;
-    assert_eq!(contents.len(), 200);
-    for (seq, bytes) in contents {
-        assert_eq!(bytes, payload(seq.0));
-    }
+    assert_eq!(store.describe(), format!("s3://{bucket}/wal/"));
+    suite::round_trip(store).await;
     // The batches sit under the prefix, and nothing else does.
     let root = store_at(&bucket, "").await;
     let everything = root.list("", 1000, None).await.expect("list");
@@ -288,87 +259,29 @@ async fn log_round_trip() {
 #[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
 async fn crash_and_reopen_keeps_every_acked_commit() {
     let bucket = fresh_bucket("crash").await;
-    let store = store_at(&bucket, "").await;
-    let log = Log::open(store.clone(), options(2)).await.expect("open");
-    let mut acked = Vec::new();
-    for round in 0..5 {
-        let mut pending = Vec::new();
-        for i in 0..40 {
-            pending.push(log.append(payload(round * 40 + i)).await.expect("accepted"));
-        }
-        for p in pending {
-            acked.push(p.durable().await.expect("durable"));
-        }
-    }
-    // Some more that may or may not land, then the writer vanishes (no shutdown).
-    for i in 200..260 {
-        let _ = log.append(payload(i)).await;
-    }
-    let old_epoch = log.epoch();
-    drop(log);
-    let reopened = Log::open(store_at(&bucket, "").await, options(3)).await.expect("reopen");
-    assert!(reopened.epoch() > old_epoch, "a new generation takes over");
-    let after = reopened.append(Bytes::from_static(b"after")).await.expect("accepted");
-    let after_seq = after.durable().await.expect("durable");
-    reopened.shutdown().await.expect("shutdown");
-    let contents = replay(store).await;
-    for seq in &acked {
-        assert_eq!(contents.get(seq), Some(&payload(seq.0)), "acked commit {seq} survives the crash");
-    }
-    assert_eq!(contents.get(&after_seq).map(|b| b.as_ref()), Some(&b"after"[..]));
-    assert_eq!(contents.keys().last(), Some(&after_seq), "the new writer continues the sequence");
+    suite::crash_and_reopen(store_at(&bucket, "").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
 async fn a_second_instance_takes_over_and_fences_the_first() {
     let bucket = fresh_bucket("takeover").await;
-    let old = Log::open(store_at(&bucket, "db").await, options(4)).await.expect("open old");
-    let before = old.append(Bytes::from_static(b"before")).await.unwrap().durable().await.expect("durable");
-    // A second live instance, with its own client and connections.
-    let new = Log::open(store_at(&bucket, "db").await, options(5)).await.expect("open new");
-    // The old writer's waiting commits run into the new writer's fences.
-    let late = old.append(Bytes::from_static(b"late")).await.expect("accepted");
-    let outcome = late.durable().await;
-    assert!(matches!(outcome, Err(AppendError::Fenced(Failure::Fenced { .. }))), "{outcome:?}");
-    assert!(matches!(old.append(Bytes::from_static(b"again")).await, Err(AppendError::Fenced(_))));
-    assert!(matches!(old.failure(), Some(Failure::Fenced { .. })));
-    let fresh = new.append(Bytes::from_static(b"new")).await.unwrap().durable().await.expect("new writer acks");
-    assert_eq!(fresh, before.next());
-    new.shutdown().await.unwrap();
-    let contents = replay(store_at(&bucket, "db").await).await;
-    assert_eq!(
-        contents.values().cloned().collect::<Vec<_>>(),
-        vec![Bytes::from_static(b"before"), Bytes::from_static(b"new")]
-    );
+    suite::takeover_fences_the_old_writer(store_at(&bucket, "db").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
 async fn many_producers() {
     let bucket = fresh_bucket("producers").await;
-    let store = store_at(&bucket, "").await;
-    let log = Log::open(store.clone(), options(6)).await.expect("open");
-    let mut tasks = Vec::new();
-    for producer in 0..8u64 {
-        let log = log.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut acked = Vec::new();
-            for i in 0..25u64 {
-                let bytes = Bytes::from(format!("p{producer}-{i}"));
-                let seq = log.append(bytes.clone()).await.unwrap().durable().await.unwrap();
-                acked.push((seq, bytes));
-            }
-            acked
-        }));
-    }
-    let mut acked = BTreeMap::new();
-    for t in tasks {
-        acked.extend(t.await.unwrap());
-    }
-    log.shutdown().await.unwrap();
-    assert_eq!(acked.len(), 200);
-    assert_eq!(replay(store).await, acked);
+    suite::many_producers(store_at(&bucket, "").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running S3-compatible server: scripts/test.sh starts one"]
+async fn appends_wait_for_the_byte_budget() {
+    let bucket = fresh_bucket("budget").await;
+    let run = suite::budget_backpressure(store_at(&bucket, "").await);
+    tokio::time::timeout(Duration::from_secs(120), run).await.expect("no hang");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
