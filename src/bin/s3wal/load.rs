@@ -141,11 +141,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     println!("{}", throughput(n, n * args.commit_size as u64, elapsed));
     println!("{}", latencies.summary());
     let stats = log.stats();
+    let puts = stats.puts - stats.recovery.puts;
     println!(
-        "{} batches, {} PUTs ({:.1} commits per PUT)",
+        "{} batches in {puts} PUTs ({:.1} commits per PUT); opening took {} fence PUTs, {} HEADs, {} LIST",
         stats.batches,
-        stats.puts,
-        n as f64 / stats.puts.max(1) as f64
+        n as f64 / puts.max(1) as f64,
+        stats.recovery.puts,
+        stats.recovery.heads,
+        stats.recovery.lists
     );
     Ok(())
 }
