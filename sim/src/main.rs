@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use s3wal_sim::trace::excerpt;
 use s3wal_sim::{run_seed, PlantedBug, RunOptions, RunReport, StartMode, SweepSummary};
@@ -32,15 +32,8 @@ enum Command {
         /// Print the run's trace too.
         #[arg(long)]
         trace: bool,
-        /// Commits the workload issues.
-        #[arg(long, default_value_t = 1000)]
-        commits: u64,
-        /// Plant a bug in the world, to see the checker catch it.
-        #[arg(long, value_enum)]
-        plant: Option<Plant>,
-        /// Start the instance with recovery (LIST, fences) instead of resume.
-        #[arg(long)]
-        recover: bool,
+        #[command(flatten)]
+        world: WorldArgs,
     },
     /// Run a range of seeds on worker threads and summarize.
     Sweep {
@@ -50,12 +43,8 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         jobs: Option<usize>,
-        /// Commits the workload issues per seed.
-        #[arg(long, default_value_t = 1000)]
-        commits: u64,
-        /// Start each instance with recovery (LIST, fences) instead of resume.
-        #[arg(long)]
-        recover: bool,
+        #[command(flatten)]
+        world: WorldArgs,
     },
     /// Run a named scenario (`scenarios/NAME.toml`): its trace and report.
     Scenario {
@@ -70,16 +59,31 @@ enum Command {
         /// Trace lines to show before and after the failure.
         #[arg(long, default_value_t = 40)]
         context: usize,
-        /// Commits the workload issues.
-        #[arg(long, default_value_t = 1000)]
-        commits: u64,
-        /// Plant a bug in the world, to see the checker catch it.
-        #[arg(long, value_enum)]
-        plant: Option<Plant>,
-        /// Start the instance with recovery (LIST, fences) instead of resume.
-        #[arg(long)]
-        recover: bool,
+        #[command(flatten)]
+        world: WorldArgs,
     },
+}
+
+/// What a seed's world is made of, besides the seed.
+#[derive(Debug, Args)]
+struct WorldArgs {
+    /// Commits the workload issues (per seed).
+    #[arg(long, default_value_t = 1000)]
+    commits: u64,
+    /// Plant a bug in the world, to see the checker catch it.
+    #[arg(long, value_enum)]
+    plant: Option<Plant>,
+    /// Start the instance with recovery (LIST, fences) instead of resume.
+    #[arg(long)]
+    recover: bool,
+}
+
+impl WorldArgs {
+    fn options(&self, trace: bool) -> RunOptions {
+        let start = if self.recover { StartMode::Recover } else { StartMode::Resume };
+        let planted_bug = self.plant.map(PlantedBug::from);
+        RunOptions { commits: self.commits, trace, planted_bug, start, ..RunOptions::default() }
+    }
 }
 
 /// Bugs that can be planted in the world.
@@ -116,8 +120,8 @@ fn parse_seeds(s: &str) -> Result<Seeds, String> {
 
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
-        Command::Run { seed, trace, commits, plant, recover } => Ok(run(seed, options(commits, trace, plant, recover))),
-        Command::Sweep { seeds, jobs, commits, recover } => sweep(seeds, jobs, options(commits, false, None, recover)),
+        Command::Run { seed, trace, world } => Ok(run(seed, world.options(trace))),
+        Command::Sweep { seeds, jobs, world } => sweep(seeds, jobs, world.options(false)),
         Command::Scenario { path } => {
             let report = s3wal_sim::scenario::Scenario::load(&path)?.run(true)?;
             for line in report.trace.as_deref().unwrap_or_default() {
@@ -127,15 +131,8 @@ fn main() -> anyhow::Result<ExitCode> {
             print_report(&report);
             Ok(exit_code(report.outcome.passed()))
         }
-        Command::Replay { seed, context, commits, plant, recover } => {
-            Ok(replay(seed, context, options(commits, true, plant, recover)))
-        }
+        Command::Replay { seed, context, world } => Ok(replay(seed, context, world.options(true))),
     }
-}
-
-fn options(commits: u64, trace: bool, plant: Option<Plant>, recover: bool) -> RunOptions {
-    let start = if recover { StartMode::Recover } else { StartMode::Resume };
-    RunOptions { commits, trace, planted_bug: plant.map(PlantedBug::from), start, ..RunOptions::default() }
 }
 
 /// The command that replays `seed` run with `options`.
