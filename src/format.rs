@@ -12,9 +12,12 @@
 //!     32     8  batch number (u64::MAX - position)
 //!     40     8  first commit sequence number (a fence: the next one)
 //!     48     4  commit count (a fence: 0)
-//!     52     8  base epoch generation (a fence; a batch: 0)
-//!     60     8  base epoch nonce (a fence; a batch: 0)
-//!     68     …  commits, each a u32 length and that many bytes
+//!     52     8  checkpoint position
+//!     60     8  checkpoint: the next commit sequence number there
+//!     68     8  checkpoint: the greatest valid epoch's generation there
+//!     76     8  checkpoint: that epoch's nonce
+//!     84     4  the writer's window
+//!     88     …  commits, each a u32 length and that many bytes
 //!    end-4   4  CRC32C of every byte before it
 //! ```
 //!
@@ -24,11 +27,12 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::types::{BatchNumber, CommitSeq, Epoch, LeaderId, Position};
+use crate::valid_log::LogState;
 
 const MAGIC: &[u8; 4] = b"S3WL";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Bytes before the first commit.
-pub const HEADER_LEN: usize = 68;
+pub const HEADER_LEN: usize = 88;
 /// Bytes after the last commit (the checksum).
 pub const TRAILER_LEN: usize = 4;
 /// Bytes each commit adds besides its payload (its length).
@@ -84,10 +88,25 @@ pub struct Header {
     pub first_seq: CommitSeq,
     /// How many commits it holds.
     pub count: u32,
-    /// For a fence: the greatest epoch in the valid log below its writer's
-    /// generation (with `first_seq`, the log's state where that writer began).
-    /// For a batch: the default.
-    pub base_epoch: Epoch,
+    /// The valid log's state at or below this position, as the writer knew
+    /// it: recovery starts from the newest object's checkpoint instead of
+    /// reading the log back.
+    pub checkpoint: Checkpoint,
+    /// How far past its durable prefix the writer may claim
+    /// (`max_in_flight_requests`): a new writer fences that far.
+    pub window: u32,
+}
+
+/// A true statement about the log, carried by every object: every position
+/// below `position` was resolved when the object was written, and the
+/// valid-log rule's state there is `state`. Objects never change, so it
+/// stays true, even if its writer is deposed later.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Checkpoint {
+    /// Every position below it was written when the object was.
+    pub position: Position,
+    /// The valid log's state at `position`.
+    pub state: LogState,
 }
 
 /// A decoded object. Its commits share the object's buffer.
@@ -225,17 +244,9 @@ impl BatchBuilder {
     }
 }
 
-/// Encodes a fence: no commits; it carries the valid log's state at its
-/// writer's generation (`base_seq`, `base_epoch`).
-pub fn encode_fence(
-    leader: LeaderId,
-    epoch: Epoch,
-    position: Position,
-    base_seq: CommitSeq,
-    base_epoch: Epoch,
-) -> (Bytes, ObjectTag) {
-    let kind = ObjectKind::Fence;
-    let header = Header { kind, leader, epoch, position, first_seq: base_seq, count: 0, base_epoch };
+/// Encodes a fence: a header with no commits (`header.count` is ignored).
+pub fn encode_fence(header: Header) -> (Bytes, ObjectTag) {
+    let header = Header { kind: ObjectKind::Fence, count: 0, ..header };
     let mut buf = BytesMut::with_capacity(HEADER_LEN + TRAILER_LEN);
     buf.put_bytes(0, HEADER_LEN);
     write_header(&mut buf[..], &header);
@@ -266,8 +277,11 @@ fn write_header(out: &mut [u8], h: &Header) {
     w.put_u64_le(h.position.batch_number().0);
     w.put_u64_le(h.first_seq.0);
     w.put_u32_le(h.count);
-    w.put_u64_le(h.base_epoch.generation);
-    w.put_u64_le(h.base_epoch.nonce);
+    w.put_u64_le(h.checkpoint.position.0);
+    w.put_u64_le(h.checkpoint.state.next_seq.0);
+    w.put_u64_le(h.checkpoint.state.max_epoch.generation);
+    w.put_u64_le(h.checkpoint.state.max_epoch.nonce);
+    w.put_u32_le(h.window);
 }
 
 /// Decodes and verifies one object. The commits share `bytes`' buffer.
@@ -307,7 +321,14 @@ fn read_header(h: &[u8]) -> Result<Header, DecodeError> {
         position: BatchNumber(read_u64(&h[32..])).position(),
         first_seq: CommitSeq(read_u64(&h[40..])),
         count,
-        base_epoch: Epoch { generation: read_u64(&h[52..]), nonce: read_u64(&h[60..]) },
+        checkpoint: Checkpoint {
+            position: Position(read_u64(&h[52..])),
+            state: LogState {
+                next_seq: CommitSeq(read_u64(&h[60..])),
+                max_epoch: Epoch { generation: read_u64(&h[68..]), nonce: read_u64(&h[76..]) },
+            },
+        },
+        window: read_u32(&h[84..]),
     })
 }
 
@@ -362,11 +383,13 @@ pub struct TagError(pub String);
 
 impl ObjectTag {
     /// The metadata value:
-    /// `v1 <kind> <leader> <gen> <nonce> <position> <first_seq> <count> <base gen> <base nonce> <crc>`.
+    /// `v2 <kind> <leader> <gen> <nonce> <position> <first_seq> <count>
+    /// <checkpoint position> <its next_seq> <its gen> <its nonce> <window> <crc>`.
     pub fn to_metadata_value(&self) -> String {
         let h = &self.header;
+        let c = &h.checkpoint;
         format!(
-            "v1 {} {:x} {} {:x} {} {} {} {} {:x} {:08x}",
+            "v2 {} {:x} {} {:x} {} {} {} {} {} {} {:x} {} {:08x}",
             h.kind.name(),
             h.leader.0,
             h.epoch.generation,
@@ -374,8 +397,11 @@ impl ObjectTag {
             h.position.0,
             h.first_seq.0,
             h.count,
-            h.base_epoch.generation,
-            h.base_epoch.nonce,
+            c.position.0,
+            c.state.next_seq.0,
+            c.state.max_epoch.generation,
+            c.state.max_epoch.nonce,
+            h.window,
             self.crc
         )
     }
@@ -384,7 +410,7 @@ impl ObjectTag {
     pub fn parse(value: &str) -> Result<ObjectTag, TagError> {
         let bad = || TagError(value.chars().take(120).collect());
         let f: Vec<&str> = value.split(' ').collect();
-        if f.len() != 11 || f[0] != "v1" {
+        if f.len() != 14 || f[0] != "v2" {
             return Err(bad());
         }
         let kind = match f[1] {
@@ -401,9 +427,16 @@ impl ObjectTag {
             position: Position(dec(f[5])?),
             first_seq: CommitSeq(dec(f[6])?),
             count: u32::try_from(dec(f[7])?).map_err(|_| bad())?,
-            base_epoch: Epoch { generation: dec(f[8])?, nonce: hex(f[9])? },
+            checkpoint: Checkpoint {
+                position: Position(dec(f[8])?),
+                state: LogState {
+                    next_seq: CommitSeq(dec(f[9])?),
+                    max_epoch: Epoch { generation: dec(f[10])?, nonce: hex(f[11])? },
+                },
+            },
+            window: u32::try_from(dec(f[12])?).map_err(|_| bad())?,
         };
-        let crc = u32::try_from(hex(f[10])?).map_err(|_| bad())?;
+        let crc = u32::try_from(hex(f[13])?).map_err(|_| bad())?;
         Ok(ObjectTag { header, crc })
     }
 }
@@ -421,20 +454,31 @@ mod tests {
             position: Position(41),
             first_seq: CommitSeq(1000),
             count,
-            base_epoch: Epoch::default(),
+            checkpoint: Checkpoint::default(),
+            window: 50,
         }
     }
 
-    fn arb_header() -> impl Strategy<Value = Header> {
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(l, g, n, p, s)| Header {
-            kind: ObjectKind::Batch,
-            leader: LeaderId(l),
-            epoch: Epoch { generation: g, nonce: n },
+    fn arb_checkpoint() -> impl Strategy<Value = Checkpoint> {
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(p, s, g, n)| Checkpoint {
             position: Position(p),
-            first_seq: CommitSeq(s),
-            count: 0,
-            base_epoch: Epoch::default(),
+            state: LogState { next_seq: CommitSeq(s), max_epoch: Epoch { generation: g, nonce: n } },
         })
+    }
+
+    fn arb_header() -> impl Strategy<Value = Header> {
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), arb_checkpoint(), any::<u32>()).prop_map(
+            |(l, g, n, p, s, checkpoint, window)| Header {
+                kind: ObjectKind::Batch,
+                leader: LeaderId(l),
+                epoch: Epoch { generation: g, nonce: n },
+                position: Position(p),
+                first_seq: CommitSeq(s),
+                count: 0,
+                checkpoint,
+                window,
+            },
+        )
     }
 
     fn arb_commits() -> impl Strategy<Value = Vec<Bytes>> {
@@ -452,14 +496,15 @@ mod tests {
     }
 
     #[test]
-    fn fence_round_trips_with_its_base() {
-        let base = Epoch { generation: 4, nonce: 0xf00 };
-        let (bytes, tag) =
-            encode_fence(LeaderId(1), Epoch { generation: 9, nonce: 2 }, Position(9), CommitSeq(77), base);
+    fn fence_round_trips_with_its_checkpoint() {
+        let state = LogState { next_seq: CommitSeq(77), max_epoch: Epoch { generation: 4, nonce: 0xf00 } };
+        let checkpoint = Checkpoint { position: Position(8), state };
+        let (bytes, tag) = encode_fence(Header { kind: ObjectKind::Fence, checkpoint, count: 3, ..header(0) });
         let obj = decode(&bytes).expect("valid");
         assert_eq!(obj.header.kind, ObjectKind::Fence);
-        assert_eq!(obj.header.first_seq, CommitSeq(77));
-        assert_eq!(obj.header.base_epoch, base);
+        assert_eq!(obj.header.count, 0, "a fence holds no commits");
+        assert_eq!(obj.header.checkpoint, checkpoint);
+        assert_eq!(obj.header.window, 50);
         assert!(obj.commits.is_empty());
         assert_eq!(obj.tag(), tag);
         assert_eq!(ObjectTag::parse(&tag.to_metadata_value()), Ok(tag));
@@ -488,7 +533,12 @@ mod tests {
     fn tags_round_trip_and_reject_garbage() {
         let (_, tag) = encode_batch(header(0), &[Bytes::from_static(b"q")]);
         assert_eq!(ObjectTag::parse(&tag.to_metadata_value()), Ok(tag));
-        for bad in ["", "v2 batch 1 2 3 4 5 6 7 8 9", "v1 blob 1 2 3 4 5 6 7 8 9", "v1 batch zz 2 3 4 5 6 7 8 9"] {
+        let good = tag.to_metadata_value();
+        let old = good.replacen("v2", "v1", 1);
+        let short = good.rsplit_once(' ').unwrap().0.to_string();
+        for bad in
+            ["", "v2 blob 1 2 3 4 5 6 7 8 9 10 11 12 13", "v2 batch zz 2 3 4 5 6 7 8 9 10 11 12 13", &old, &short]
+        {
             assert!(ObjectTag::parse(bad).is_err(), "{bad}");
         }
     }

@@ -15,7 +15,7 @@ use crate::format::{Header, Object, ObjectKind};
 use crate::types::{CommitSeq, Epoch, Position};
 
 /// The valid log's state after a prefix of positions.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LogState {
     /// The greatest epoch of a valid object so far.
     pub max_epoch: Epoch,
@@ -71,11 +71,7 @@ impl LogState {
         }
         self.max_epoch = h.epoch;
         match h.kind {
-            ObjectKind::Fence => {
-                self.max_epoch = self.max_epoch.max(h.base_epoch);
-                self.next_seq = self.next_seq.max(h.first_seq);
-                Ok(Verdict::Valid { duplicates: 0 })
-            }
+            ObjectKind::Fence => Ok(Verdict::Valid { duplicates: 0 }),
             ObjectKind::Batch => {
                 if h.first_seq > self.next_seq {
                     return Err(RuleError::SeqGap {
@@ -175,7 +171,8 @@ mod tests {
             position: Position(p),
             first_seq: CommitSeq(first),
             count,
-            base_epoch: Epoch::default(),
+            checkpoint: Default::default(),
+            window: 1,
         }
     }
 

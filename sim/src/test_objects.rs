@@ -17,7 +17,8 @@ pub fn put_batch(store: &mut S3Model, position: u64, first_seq: u64, commits: Ve
         position: Position(position),
         first_seq: CommitSeq(first_seq),
         count: 0,
-        base_epoch: Epoch::default(),
+        checkpoint: Default::default(),
+        window: 1,
     };
     let (body, _) = encode_batch(header, &commits);
     let object = StoredObject { body, metadata: Vec::new() };

@@ -19,13 +19,13 @@ mod recovery;
 mod retry;
 mod window;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
 use crate::config::{ValidConfig, MAX_WINDOW};
-use crate::format::{self, BatchBuilder, Header, ObjectKind, ObjectTag, TAG_METADATA_KEY};
+use crate::format::{self, BatchBuilder, Checkpoint, Header, ObjectKind, ObjectTag, TAG_METADATA_KEY};
 use crate::protocol::{Action, Failure, Fault, HeadOutcome, Input, ListOutcome, PutOutcome, PutRequest, Refused};
 use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Position, RequestId, Time, BATCH_PREFIX};
 use crate::valid_log::LogState;
@@ -127,30 +127,43 @@ impl RecoveryCost {
 }
 
 /// Fencing: claiming every free position an older writer could still reach.
-#[derive(Debug)]
+#[derive(Copy, Clone, Debug)]
 struct Fencing {
     /// The first gap: fencing starts here.
     gap: Position,
-    /// The log's state at the gap; every fence carries it.
-    base: LogState,
     /// The first position we won. Older writers can never get past it.
     first_win: Option<Position>,
-    /// Whose object each resolved position in the fence range holds.
-    owners: BTreeMap<Position, ObjectTag>,
+    /// The largest window of any writer we know of: ours, and those named
+    /// by the objects recovery read or lost positions hold.
+    reach: u64,
 }
 
 impl Fencing {
-    /// Positions up to here get a fence: an older writer's reach ends one
+    /// Positions up to here get a fence: an older writer's claims end one
     /// window past the first position we won (or, until then, the gap).
     fn end(&self) -> Position {
-        self.first_win.unwrap_or(self.gap).plus(u64::from(MAX_WINDOW))
+        self.first_win.unwrap_or(self.gap).plus(self.reach)
+    }
+
+    /// Widens the reach for a writer whose object we saw.
+    fn saw(&mut self, tag: &ObjectTag) {
+        self.reach = self.reach.max(u64::from(tag.header.window.min(MAX_WINDOW)));
     }
 }
 
 #[derive(Debug)]
 enum Phase {
-    Listing { request: Option<RequestId>, failures: u32, retry_at: Option<Time> },
-    ReadingBack { gap: Position, reads: ReadBack },
+    Listing {
+        request: Option<RequestId>,
+        failures: u32,
+        retry_at: Option<Time>,
+    },
+    /// Reading tags below the gap; `next` is the fencing that follows,
+    /// learning writers' windows from what is read.
+    ReadingBack {
+        reads: ReadBack,
+        next: Fencing,
+    },
     Fencing(Fencing),
     Writing,
     Draining,
@@ -225,7 +238,8 @@ impl Persister {
     pub fn resume(config: ValidConfig, identity: Identity, start: StartPoint) -> Persister {
         let mut p = Persister::new(config, identity, Phase::Writing);
         p.epoch = start.epoch;
-        p.window = Window::new(start.position, p.window_limit());
+        let state = LogState { next_seq: start.next_commit, max_epoch: start.epoch };
+        p.window = Window::new(Checkpoint { position: start.position, state }, p.window_limit());
         p.start_writing(start.next_commit);
         p.refresh_timer(Time::ZERO);
         p
@@ -233,7 +247,7 @@ impl Persister {
 
     fn new(config: ValidConfig, identity: Identity, phase: Phase) -> Persister {
         let health = Health::new(config.health_probe_interval);
-        let window = Window::new(Position(0), config.max_in_flight_requests as usize);
+        let window = Window::new(Checkpoint::default(), config.max_in_flight_requests as usize);
         let batcher = Batcher::new(config.batch_size_threshold, config.batch_timeout);
         let max_commit = usize::try_from(config.byte_budget).unwrap_or(usize::MAX).min(u32::MAX as usize);
         let budget = Budget { limit: config.byte_budget, used: 0, producers_waiting: false, max_commit };
@@ -453,7 +467,9 @@ impl Persister {
     fn start_reading_back(&mut self, listing: recovery::Listing) {
         self.epoch = Epoch { generation: listing.gap.0, nonce: self.identity.nonce };
         info!(gap = %listing.gap, epoch = %self.epoch, "recovering: listed the log");
-        self.phase = Phase::ReadingBack { gap: listing.gap, reads: ReadBack::new(listing.read_back()) };
+        let reach = (self.window_limit() as u64).max(listing.claimed_above_gap());
+        let next = Fencing { gap: listing.gap, first_win: None, reach };
+        self.phase = Phase::ReadingBack { reads: ReadBack::new(listing.read_back()), next };
     }
 
     fn issue_reads(&mut self, now: Time) {
@@ -476,11 +492,22 @@ impl Persister {
     fn on_read_back(&mut self, now: Time, request: RequestId, outcome: HeadOutcome) {
         let delay_base = (self.config.retry_base_delay, self.config.retry_max_delay, self.identity.jitter_seed);
         let max_retries = self.config.max_retry_attempts;
-        let Phase::ReadingBack { reads, .. } = &mut self.phase else { return };
+        let Phase::ReadingBack { reads, next } = &mut self.phase else { return };
         let Some(position) = reads.finished(request) else { return };
+        let top = next.gap.0.checked_sub(1) == Some(position.0);
         let failure = match outcome {
             HeadOutcome::Found { tag } => match parse_tag(position, tag.as_deref()) {
+                Ok(tag) if tag.header.position == position && top => match recovery::read_back_start(&tag) {
+                    Ok(from) => {
+                        next.saw(&tag);
+                        reads.record(position, tag);
+                        reads.widen(from.0);
+                        None
+                    }
+                    Err(failure) => Some(failure),
+                },
                 Ok(tag) if tag.header.position == position => {
+                    next.saw(&tag);
                     reads.record(position, tag);
                     None
                 }
@@ -512,22 +539,23 @@ impl Persister {
     }
 
     fn finish_reading_back_if_done(&mut self) {
-        let Phase::ReadingBack { gap, reads } = &self.phase else { return };
+        let Phase::ReadingBack { reads, next } = &self.phase else { return };
         if !reads.is_complete() {
             return;
         }
-        let gap = *gap;
+        let fencing = Fencing { ..*next };
+        let gap = fencing.gap;
         match recovery::state_at_gap(gap, reads.tags()) {
-            Ok(base) => {
-                info!(%gap, next_seq = %base.next_seq, "recovering: read the log's end; fencing");
-                self.window = Window::new(gap, self.window_limit());
-                self.next_seq = base.next_seq;
-                self.durable_seq = base.next_seq;
+            Ok(state) => {
+                info!(%gap, next_seq = %state.next_seq, reach = fencing.reach, "recovering: read the log's end; fencing");
+                self.window = Window::new(Checkpoint { position: gap, state }, self.window_limit());
+                self.next_seq = state.next_seq;
+                self.durable_seq = state.next_seq;
                 if self.has_bug(PlantedBug::SkipFence) {
                     self.phase = Phase::Writing;
-                    return self.start_writing(base.next_seq);
+                    return self.start_writing(state.next_seq);
                 }
-                self.phase = Phase::Fencing(Fencing { gap, base, first_win: None, owners: BTreeMap::new() });
+                self.phase = Phase::Fencing(fencing);
             }
             Err(failure) => self.fail(failure),
         }
@@ -540,21 +568,29 @@ impl Persister {
             if !self.room_to_claim() || position >= fencing.end() {
                 return;
             }
-            let base = fencing.base;
-            let (body, tag) =
-                format::encode_fence(self.identity.leader, self.epoch, position, base.next_seq, base.max_epoch);
+            let (body, tag) = format::encode_fence(self.header(ObjectKind::Fence, position, self.durable_seq));
             let empty = CommitRange::new(self.durable_seq, self.durable_seq);
             self.claim(position, empty, 0, body, tag);
         }
     }
 
-    /// Records who owns a resolved position of the fence range.
-    fn fenced(&mut self, position: Position, owner: ObjectTag, won: bool) {
+    /// Records that we won a position of the fence range.
+    fn won(&mut self, position: Position) {
         if let Phase::Fencing(fencing) = &mut self.phase {
-            fencing.owners.insert(position, owner);
-            if won && fencing.first_win.is_none_or(|f| position < f) {
+            if fencing.first_win.is_none_or(|f| position < f) {
                 fencing.first_win = Some(position);
             }
+        }
+    }
+
+    /// Records that an older writer's object holds a position of the fence
+    /// range: it is resolved, and the log's state takes it in.
+    fn lost_to_older(&mut self, position: Position, theirs: ObjectTag) {
+        if let Phase::Fencing(fencing) = &mut self.phase {
+            fencing.saw(&theirs);
+        }
+        if let Some(slot) = self.window.slot(position) {
+            slot.tag = theirs;
         }
     }
 
@@ -564,17 +600,13 @@ impl Persister {
             return;
         }
         let Some(first_win) = fencing.first_win else {
-            let gap = fencing.gap;
-            return self.fail(Failure::TakeoverLost { gap, positions: u64::from(MAX_WINDOW) });
+            let (gap, positions) = (fencing.gap, fencing.reach);
+            return self.fail(Failure::TakeoverLost { gap, positions });
         };
-        match recovery::replay(fencing.base, fencing.owners.values()) {
-            Ok(state) => {
-                info!(%first_win, start = %self.window.durable(), next_seq = %state.next_seq, "fenced; writing");
-                self.phase = Phase::Writing;
-                self.start_writing(state.next_seq);
-            }
-            Err(failure) => self.fail(failure),
-        }
+        let state = self.window.checkpoint().state;
+        info!(%first_win, start = %self.window.durable(), next_seq = %state.next_seq, "fenced; writing");
+        self.phase = Phase::Writing;
+        self.start_writing(state.next_seq);
     }
 
     fn start_writing(&mut self, next_commit: CommitSeq) {
@@ -593,7 +625,7 @@ impl Persister {
         if !matches!(slot.state, SlotState::Putting(_)) {
             return;
         }
-        let (position, tag) = (slot.position, slot.tag);
+        let position = slot.position;
         match &outcome {
             PutOutcome::Created | PutOutcome::AlreadyExists => self.health.heard(now),
             PutOutcome::Failed(Fault::ConnectionFailed | Fault::TimedOut) if self.is_recovered() => {
@@ -603,7 +635,7 @@ impl Persister {
         }
         match outcome {
             PutOutcome::Created => {
-                self.fenced(position, tag, true);
+                self.won(position);
                 self.confirm(position);
             }
             PutOutcome::AlreadyExists if self.has_bug(PlantedBug::Trust412) => self.confirm(position),
@@ -651,19 +683,20 @@ impl Persister {
         match (owner, &self.phase) {
             (Owner::Ours, _) => {
                 debug!(%position, "412 on our own earlier write");
-                self.fenced(position, ours, true);
+                self.won(position);
                 self.confirm(position);
             }
             (Owner::Older(theirs), Phase::Fencing(_)) => {
                 debug!(%position, owner = %theirs.header.leader, "fence lost to an older writer");
-                self.fenced(position, theirs, false);
+                self.lost_to_older(position, theirs);
                 self.confirm(position);
             }
             (Owner::Older(theirs), _) => self.fail(Failure::ProtocolViolation {
                 position,
                 detail: format!(
-                    "older writer {} of {} past our fence range",
-                    theirs.header.leader, theirs.header.epoch
+                    "older writer {} of {} (window {}) past our fence range: a writer with a larger window \
+                     than any object recovery saw is still running",
+                    theirs.header.leader, theirs.header.epoch, theirs.header.window
                 ),
             }),
             (Owner::Newer(theirs), _) => {
@@ -823,9 +856,11 @@ impl Persister {
         self.emit_put(request, position);
     }
 
+    /// The header of an object claimed now: its checkpoint is the durable prefix.
     fn header(&self, kind: ObjectKind, position: Position, first_seq: CommitSeq) -> Header {
-        let (leader, epoch, base_epoch) = (self.identity.leader, self.epoch, Epoch::default());
-        Header { kind, leader, epoch, position, first_seq, count: 0, base_epoch }
+        let (leader, epoch, checkpoint) = (self.identity.leader, self.epoch, self.window.checkpoint());
+        let window = self.config.max_in_flight_requests;
+        Header { kind, leader, epoch, position, first_seq, count: 0, checkpoint, window }
     }
 
     fn new_request(&mut self) -> RequestId {
@@ -906,7 +941,10 @@ impl Persister {
             }
         }
         let skip_one_hole = self.has_bug(PlantedBug::AckBeforeEarlierDurable);
-        let released = self.window.advance(self.durable_seq, skip_one_hole);
+        let released = match self.window.advance(self.durable_seq, skip_one_hole) {
+            Ok(released) => released,
+            Err(broken) => return self.fail(Failure::ProtocolViolation { position, detail: broken.to_string() }),
+        };
         if let Some(commits) = released.commits {
             debug_assert_eq!(commits.start, self.durable_seq);
             self.durable_seq = commits.end;

@@ -1,5 +1,7 @@
 //! Recovery's reads: the tags of the positions just below the first gap,
 //! fetched with HEADs, a bounded number at a time, each retried on failure.
+//! The span starts as the one position below the gap and widens down to the
+//! checkpoint that position's tag names.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -61,6 +63,11 @@ impl ReadBack {
 
     pub fn record(&mut self, position: Position, tag: ObjectTag) {
         self.tags.insert(position, tag);
+    }
+
+    /// Extends the span down to `start`.
+    pub fn widen(&mut self, start: u64) {
+        self.span.start = self.span.start.min(start);
     }
 
     /// Schedules another try at `at`; returns how many tries failed so far.

@@ -5,15 +5,10 @@
 use std::collections::BTreeMap;
 
 use crate::config::MAX_WINDOW;
-use crate::format::{ObjectKind, ObjectTag};
+use crate::format::ObjectTag;
 use crate::protocol::Failure;
 use crate::types::{BatchNumber, Position};
 use crate::valid_log::LogState;
-
-/// How far below the first gap recovery reads object tags: one fence range
-/// (at most two windows) is all that can separate the gap from the state
-/// the log was in where the newest writer began.
-pub(crate) const READ_BACK: u64 = 2 * MAX_WINDOW as u64;
 
 /// What the LIST told.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,9 +20,16 @@ pub(crate) struct Listing {
 }
 
 impl Listing {
-    /// The positions whose tags recovery reads: `[gap - READ_BACK, gap)`.
+    /// The position whose tag recovery reads first: the one below the gap.
+    /// Its checkpoint then says how much further down to read.
     pub fn read_back(&self) -> std::ops::Range<u64> {
-        self.gap.0.saturating_sub(READ_BACK)..self.gap.0
+        self.gap.0.saturating_sub(1)..self.gap.0
+    }
+
+    /// How many positions from the gap up to the highest listed: some
+    /// writer's window is at least that wide.
+    pub fn claimed_above_gap(&self) -> u64 {
+        self.highest.filter(|&h| h >= self.gap).map_or(0, |h| h.distance_from(self.gap) + 1)
     }
 }
 
@@ -76,45 +78,35 @@ pub(crate) fn first_gap(keys: &[String], truncated: bool) -> Result<Listing, Fai
     Ok(Listing { gap, highest: Some(highest) })
 }
 
-/// The valid log's state at `gap`, from the tags of the positions in
-/// [`Listing::read_back`].
-///
-/// Let `k` be the newest writer among those tags. If `k` wrote a batch
-/// there, it had finished fencing, nothing older can follow its batches,
-/// and the batch at `gap - 1` is `k`'s last: the log continues after it.
-/// Otherwise `k` was still fencing: its fences carry the log's state where
-/// it began, and the rule is replayed from there to `gap`.
-pub(crate) fn state_at_gap(gap: Position, tags: &BTreeMap<Position, ObjectTag>) -> Result<LogState, Failure> {
-    let Some(newest) = tags.values().max_by_key(|t| (t.header.epoch, t.header.position)) else {
-        return Ok(LogState::EMPTY);
-    };
-    let epoch = newest.header.epoch;
-    let wrote_batch = tags.values().any(|t| t.header.epoch == epoch && t.header.kind == ObjectKind::Batch);
-    let last = gap
-        .0
-        .checked_sub(1)
-        .and_then(|p| tags.get(&Position(p)))
-        .ok_or_else(|| violation(gap, "tag below the gap missing"))?;
-    if wrote_batch {
-        if last.header.epoch != epoch || last.header.kind != ObjectKind::Batch {
-            return Err(violation(
-                last.header.position,
-                format!("expected the newest writer's ({epoch}) last batch here"),
-            ));
-        }
-        let end = last.header.first_seq.plus(u64::from(last.header.count));
-        return Ok(LogState { max_epoch: epoch, next_seq: end });
-    }
-    let fence = newest.header;
-    let began = Position(epoch.generation);
-    if !tags.contains_key(&began) && began < gap {
+/// Where the read-back must reach, from the tag of the object below the
+/// gap: its checkpoint. Its writer claimed it at most one window past that
+/// checkpoint, so a deeper one breaks the protocol.
+pub(crate) fn read_back_start(top: &ObjectTag) -> Result<Position, Failure> {
+    let h = &top.header;
+    let from = h.checkpoint.position;
+    let window = u64::from(h.window.min(MAX_WINDOW));
+    if from > h.position || h.position.distance_from(from) >= window {
         return Err(violation(
-            fence.position,
-            format!("fence of {epoch} began at {began}, further back than a fence range"),
+            h.position,
+            format!("checkpoint at {from} is not within the writer's window of {} positions", h.window),
         ));
     }
-    let start = LogState { max_epoch: fence.base_epoch, next_seq: fence.first_seq };
-    replay(start, tags.range(began..gap).map(|(_, t)| t))
+    Ok(from)
+}
+
+/// The valid log's state at `gap`: the checkpoint of the object below it,
+/// with the rule replayed over the tags from there to the gap.
+pub(crate) fn state_at_gap(gap: Position, tags: &BTreeMap<Position, ObjectTag>) -> Result<LogState, Failure> {
+    let Some(below) = gap.0.checked_sub(1) else {
+        return Ok(LogState::EMPTY);
+    };
+    let top = tags.get(&Position(below)).ok_or_else(|| violation(gap, "tag below the gap missing"))?;
+    let from = read_back_start(top)?;
+    let span = tags.range(from..gap);
+    if span.clone().count() as u64 != gap.distance_from(from) {
+        return Err(violation(from, "a tag between the checkpoint and the gap is missing"));
+    }
+    replay(top.header.checkpoint.state, span.map(|(_, t)| t))
 }
 
 /// Applies the valid-log rule to `tags`, in position order, from `state`.
@@ -128,7 +120,7 @@ pub(crate) fn replay<'a>(mut state: LogState, tags: impl Iterator<Item = &'a Obj
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::Header;
+    use crate::format::{Checkpoint, Header, ObjectKind};
     use crate::types::{CommitSeq, Epoch, LeaderId};
 
     fn keys(positions: &[u64]) -> Vec<String> {
@@ -184,14 +176,18 @@ mod tests {
         assert!(err.to_string().contains("not a batch key"), "{err}");
     }
 
+    /// A tag at `p` by writer `generation`, whose checkpoint is `lag`
+    /// positions back with state `(next_seq, checkpoint generation)`.
     fn tag(
         kind: ObjectKind,
         p: u64,
         generation: u64,
         first: u64,
         count: u32,
-        base: (u64, u64),
+        lag: u64,
+        cp: (u64, u64),
     ) -> (Position, ObjectTag) {
+        let state = LogState { next_seq: CommitSeq(cp.0), max_epoch: Epoch { generation: cp.1, nonce: 1 } };
         let header = Header {
             kind,
             leader: LeaderId(generation),
@@ -199,26 +195,53 @@ mod tests {
             position: Position(p),
             first_seq: CommitSeq(first),
             count,
-            base_epoch: Epoch { generation: base.0, nonce: base.1 },
+            checkpoint: Checkpoint { position: Position(p - lag), state },
+            window: 8,
         };
         (Position(p), ObjectTag { header, crc: 0 })
     }
 
     #[test]
-    fn state_after_a_writer_that_wrote_batches() {
-        let tags: BTreeMap<_, _> = (0..10).map(|p| tag(ObjectKind::Batch, p, 0, p * 3, 3, (0, 0))).collect();
-        let s = state_at_gap(Position(10), &tags).unwrap();
-        assert_eq!(s.next_seq, CommitSeq(30));
+    fn state_after_a_writer_that_wrote_batches_one_at_a_time() {
+        let tags: BTreeMap<_, _> = (9..10).map(|p| tag(ObjectKind::Batch, p, 0, p * 3, 3, 0, (27, 0))).collect();
+        assert_eq!(state_at_gap(Position(10), &tags).unwrap().next_seq, CommitSeq(30));
+    }
+
+    #[test]
+    fn state_after_a_writer_with_batches_in_flight() {
+        // The last batch went out while the three before it were in flight.
+        let tags: BTreeMap<_, _> = (6..10).map(|p| tag(ObjectKind::Batch, p, 0, p * 3, 3, 3, (18, 0))).collect();
+        assert_eq!(read_back_start(&tags[&Position(9)]), Ok(Position(6)));
+        assert_eq!(state_at_gap(Position(10), &tags).unwrap().next_seq, CommitSeq(30));
     }
 
     #[test]
     fn state_after_a_writer_that_crashed_while_fencing() {
-        // Writer 0 wrote batches 0..5 (commits 0..15); writer 5 recovered at 5,
-        // lost position 5 to writer 0's late batch, fenced 6..8, crashed.
-        let mut tags: BTreeMap<_, _> = (0..6).map(|p| tag(ObjectKind::Batch, p, 0, p * 3, 3, (0, 0))).collect();
-        tags.extend((6..8).map(|p| tag(ObjectKind::Fence, p, 5, 15, 0, (0, 1))));
+        // Writer 0 wrote batches 0..5 (commits 0..15); writer 5 recovered at 5
+        // with checkpoint (5, 15), lost position 5 to writer 0's late batch,
+        // fenced 6..8 and crashed.
+        let mut tags: BTreeMap<_, _> = [tag(ObjectKind::Batch, 5, 0, 15, 3, 1, (15, 0))].into();
+        tags.extend((6..8).map(|p| tag(ObjectKind::Fence, p, 5, 15, 0, p - 5, (15, 0))));
         let s = state_at_gap(Position(8), &tags).unwrap();
         assert_eq!(s.next_seq, CommitSeq(18), "writer 0's batch at 5 precedes the fence, so it counts");
         assert_eq!(s.max_epoch, Epoch { generation: 5, nonce: 1 });
+    }
+
+    #[test]
+    fn a_void_top_object_is_not_counted() {
+        // Writer 3 fenced at 3; writer 0, deposed but not yet aware, won 4.
+        let mut tags: BTreeMap<_, _> = [tag(ObjectKind::Fence, 3, 3, 9, 0, 0, (9, 0))].into();
+        tags.extend([tag(ObjectKind::Batch, 4, 0, 9, 3, 1, (9, 0))]);
+        let s = state_at_gap(Position(5), &tags).unwrap();
+        assert_eq!(s.next_seq, CommitSeq(9));
+        assert_eq!(s.max_epoch.generation, 3);
+    }
+
+    #[test]
+    fn a_checkpoint_beyond_the_window_is_a_violation() {
+        let (_, top) = tag(ObjectKind::Batch, 100, 0, 0, 1, 8, (0, 0));
+        assert!(read_back_start(&top).unwrap_err().to_string().contains("not within the writer's window"));
+        let (_, top) = tag(ObjectKind::Batch, 100, 0, 0, 1, 7, (0, 0));
+        assert_eq!(read_back_start(&top), Ok(Position(93)));
     }
 }

@@ -10,8 +10,9 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::format::ObjectTag;
+use crate::format::{Checkpoint, ObjectTag};
 use crate::types::{CommitRange, CommitSeq, Position, RequestId, Time};
+use crate::valid_log::{LogState, RuleError};
 
 /// What the next request for a position will be.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub(crate) struct Slot {
     /// Their payload bytes, released from the byte budget once durable.
     pub payload_bytes: u64,
     pub body: Bytes,
+    /// The tag of the object at this position: ours, until a 412 shows
+    /// that an older writer's object holds it.
     pub tag: ObjectTag,
     pub state: SlotState,
     /// Failed attempts so far.
@@ -63,6 +66,9 @@ impl Slot {
 pub(crate) struct Window {
     /// Every position below this one is confirmed.
     durable: Position,
+    /// The valid log's state at `durable`: what every new object's
+    /// checkpoint says.
+    state: LogState,
     /// `slots[i]` is position `durable + i`.
     slots: VecDeque<Slot>,
     limit: usize,
@@ -80,8 +86,14 @@ pub(crate) struct Released {
 }
 
 impl Window {
-    pub fn new(durable: Position, limit: usize) -> Window {
-        Window { durable, slots: VecDeque::with_capacity(limit), limit }
+    /// A window whose durable prefix ends at `start`.
+    pub fn new(start: Checkpoint, limit: usize) -> Window {
+        Window { durable: start.position, state: start.state, slots: VecDeque::with_capacity(limit), limit }
+    }
+
+    /// The durable prefix and the valid log's state at its end.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint { position: self.durable, state: self.state }
     }
 
     /// Whether another position may be claimed.
@@ -153,12 +165,13 @@ impl Window {
         self.slots.iter_mut().filter(move |s| matches!(s.state, SlotState::Waiting { until, .. } if until <= now))
     }
 
-    /// Moves the durable prefix past every confirmed slot at its front.
-    /// `expected` is the first commit not yet durable, checked against the
-    /// slots so an ack can never skip or repeat.
+    /// Moves the durable prefix past every confirmed slot at its front,
+    /// folding each one's object into the log's state. `expected` is the
+    /// first commit not yet durable, checked against the slots so an ack
+    /// can never skip or repeat.
     /// With `skip_one_hole` (a planted bug) a slot still in flight counts as
     /// confirmed when the next one is.
-    pub fn advance(&mut self, expected: CommitSeq, skip_one_hole: bool) -> Released {
+    pub fn advance(&mut self, expected: CommitSeq, skip_one_hole: bool) -> Result<Released, RuleError> {
         let confirmed = |s: &Slot| s.state == SlotState::Confirmed;
         if skip_one_hole && self.slots.get(1).is_some_and(confirmed) {
             if let Some(front) = self.slots.front_mut() {
@@ -171,6 +184,7 @@ impl Window {
             let Some(slot) = self.slots.pop_front() else {
                 break;
             };
+            self.state.apply(&slot.tag.header)?;
             debug_assert_eq!(slot.commits.start, end, "acks are contiguous");
             end = slot.commits.end;
             released.payload_bytes += slot.payload_bytes;
@@ -180,7 +194,7 @@ impl Window {
         if end != expected {
             released.commits = Some(CommitRange::new(expected, end));
         }
-        released
+        Ok(released)
     }
 
     /// Forgets every claim (the machine failed).

@@ -59,9 +59,20 @@ impl Bucket {
         log
     }
 
+    /// Batches of one commit each, as a writer with window 50 that sent
+    /// each one after the previous was durable would leave them.
     fn fill(&mut self, positions: impl Iterator<Item = u64>, leader: u64) {
+        self.fill_pipelined(positions, leader, 0);
+    }
+
+    /// Batches of one commit each, each sent while the `in_flight`
+    /// before it were not yet durable.
+    fn fill_pipelined(&mut self, positions: impl Iterator<Item = u64>, leader: u64, in_flight: u64) {
         for p in positions {
             let epoch = Epoch { generation: 0, nonce: leader };
+            let durable = p.saturating_sub(in_flight);
+            let max_epoch = if durable == 0 { Epoch::default() } else { epoch };
+            let state = LogState { next_seq: CommitSeq(durable), max_epoch };
             let header = Header {
                 kind: ObjectKind::Batch,
                 leader: LeaderId(leader),
@@ -69,7 +80,8 @@ impl Bucket {
                 position: Position(p),
                 first_seq: CommitSeq(p),
                 count: 1,
-                base_epoch: Epoch::default(),
+                checkpoint: Checkpoint { position: Position(durable), state },
+                window: 50,
             };
             let (body, tag) = format::encode_batch(header, &[Bytes::from(p.to_le_bytes().to_vec())]);
             self.objects.insert(Position(p), (body, tag.to_metadata_value()));
@@ -225,8 +237,8 @@ fn an_empty_bucket_is_a_new_log_fenced_one_window_deep() {
     assert_eq!(a.ready, Some(CommitSeq(0)));
     assert_eq!(a.m.epoch(), Epoch { generation: 0, nonce: 1 });
     let cost = a.m.stats().recovery.clone();
-    assert_eq!((cost.lists, cost.heads, cost.puts), (1, 0, 1000));
-    assert_eq!(a.first_batch_position(), Position(1000));
+    assert_eq!((cost.lists, cost.heads, cost.puts), (1, 0, 50), "a new log fences its own window");
+    assert_eq!(a.first_batch_position(), Position(50));
     a.commit(b"x");
     a.settle(&mut bucket, &[]);
     assert_eq!(a.acked(), CommitSeq(1));
@@ -256,7 +268,9 @@ fn clean_shutdown_then_reopen_continues_the_sequence() {
     assert_eq!(b.ready, Some(CommitSeq(25)));
     assert!(b.m.epoch() > a.m.epoch());
     let cost = b.m.stats().recovery.clone();
-    assert_eq!((cost.lists, cost.heads, cost.puts), (1, 1025, 1000), "the read-back covers the whole short log");
+    // The last batch went out when the 9 before it were in flight: its
+    // checkpoint is 9 positions back. The fence covers A's window of 10.
+    assert_eq!((cost.lists, cost.heads, cost.puts), (1, 10, 10));
     b.commit(b"next");
     b.settle(&mut bucket, &[]);
     assert_eq!(bucket.valid_log().last().map(|(s, _)| *s), Some(CommitSeq(25)));
@@ -297,7 +311,7 @@ fn exactly_1000_claimed_and_all_written_is_found_by_one_list() {
     assert_eq!(b.m.epoch().generation, 3000);
     assert_eq!(b.ready, Some(CommitSeq(3000)));
     let cost = b.m.stats().recovery.clone();
-    assert_eq!((cost.lists, cost.heads, cost.puts), (1, 2000, 1000));
+    assert_eq!((cost.lists, cost.heads, cost.puts), (1, 1, 50), "the top object's checkpoint is the gap's state");
 }
 
 #[test]
@@ -450,12 +464,12 @@ fn a_writer_that_crashed_while_fencing_is_recovered_with_one_list() {
     a.answer_heads(&bucket);
     // A lands the fences it can while the one at 15 hangs, and dies.
     a.settle(&mut bucket, &[15]);
-    assert_eq!(bucket.objects.len(), 10 + 5 + 49, "fences 10..15, then a window of 50 with 15 missing");
+    assert_eq!(bucket.objects.len(), 10 + 5 + 44, "fences 10..15, then on to the fence range's end at 60");
     drop(a);
     let mut b = Node::recover(50, 2);
     b.open(&mut bucket);
     assert_eq!(b.m.epoch().generation, 15);
-    assert_eq!(b.ready, Some(CommitSeq(10)), "fences carry the state where A began");
+    assert_eq!(b.ready, Some(CommitSeq(10)), "A's fences carry the log's state as A knew it");
     b.commit(b"ten");
     b.settle(&mut bucket, &[]);
     assert_eq!(bucket.valid_log().last().map(|(s, _)| *s), Some(CommitSeq(10)));
@@ -525,25 +539,31 @@ fn a_deleted_object_below_the_gap_fails_clearly() {
     bucket.fill(0..5, 7);
     let mut a = Node::recover(5, 1);
     a.answer_list(&bucket);
-    bucket.objects.remove(&Position(2));
+    bucket.objects.remove(&Position(4));
     a.answer_heads(&bucket);
-    assert!(matches!(&a.failed, Some((_, Failure::ProtocolViolation { position: Position(2), .. }))), "{:?}", a.failed);
+    assert!(matches!(&a.failed, Some((_, Failure::ProtocolViolation { position: Position(4), .. }))), "{:?}", a.failed);
 }
 
 #[test]
 fn recovery_cost_does_not_grow_with_the_log() {
-    let mut costs = Vec::new();
-    for len in [10u64, 1_000, 100_000] {
-        let mut bucket = Bucket::default();
-        bucket.fill(0..len, 7);
-        let mut n = Node::recover(50, 2);
-        n.open(&mut bucket);
-        assert_eq!(n.ready, Some(CommitSeq(len)));
-        let c = n.m.stats().recovery.clone();
-        println!("log of {len:>7} batches: {} LIST, {} HEAD, {} PUT", c.lists, c.heads, c.puts);
-        costs.push((c.lists, c.heads, c.puts));
+    // Logs left by a writer (window 50) that kept 8 batches in flight, and
+    // by one that sent each batch after the last was durable.
+    for in_flight in [7u64, 0] {
+        let mut costs = Vec::new();
+        for len in [10u64, 1_000, 100_000] {
+            let mut bucket = Bucket::default();
+            bucket.fill_pipelined(0..len, 7, in_flight);
+            let mut n = Node::recover(50, 2);
+            n.answer_list(&bucket);
+            n.settle(&mut bucket, &[]);
+            assert_eq!(n.ready, Some(CommitSeq(len)));
+            let c = n.m.stats().recovery.clone();
+            println!(
+                "log of {len:>9} batches ({in_flight} in flight): {} LIST, {} HEAD, {} PUT",
+                c.lists, c.heads, c.puts
+            );
+            costs.push((c.lists, c.heads, c.puts));
+        }
+        assert!(costs.iter().all(|c| *c == (1, 1 + in_flight, 50)), "identical for every length: {costs:?}");
     }
-    assert_eq!(costs[0], (1, 10, 1000));
-    assert_eq!(costs[1], (1, 1000, 1000));
-    assert_eq!(costs[2], (1, 2000, 1000), "capped at two windows of HEADs");
 }
