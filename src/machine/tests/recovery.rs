@@ -567,3 +567,35 @@ fn recovery_cost_does_not_grow_with_the_log() {
         assert!(costs.iter().all(|c| *c == (1, 1 + in_flight, 50)), "identical for every length: {costs:?}");
     }
 }
+
+#[test]
+fn a_hidden_writer_with_a_wider_window_makes_the_new_one_fail_not_lose() {
+    let mut bucket = Bucket::default();
+    bucket.fill(0..5, 7);
+    // A (window 200) lists and reads, but none of its fences has landed yet.
+    let mut a = Node::recover(200, 1);
+    a.answer_list(&bucket);
+    a.answer_heads(&bucket);
+    // B (window 50) sees nothing of A: it fences 5..55 and is ready.
+    let mut b = Node::recover(50, 2);
+    b.open(&mut bucket);
+    assert_eq!((b.ready, b.first_batch_position()), (Some(CommitSeq(5)), Position(55)));
+    // A's fences land from the top down: 204..55 are created, 54 answers 412.
+    let mut requests: Vec<_> = a.puts.values().map(|p| (p.position, p.request)).collect();
+    requests.sort();
+    for (_, request) in requests.into_iter().rev() {
+        let put = a.puts.remove(&request).expect("known");
+        let outcome = bucket.put(&put);
+        a.input(Input::PutFinished { request, outcome });
+        a.answer_heads(&bucket);
+    }
+    assert!(matches!(a.failed, Some((_, Failure::Fenced { .. }))), "{:?}", a.failed);
+    assert_eq!(a.ready, None);
+    // B's first batch meets A's void fence at 55: B fails, naming the cause.
+    b.commit(b"lost?");
+    b.settle(&mut bucket, &[]);
+    let (commits, failure) = b.failed.clone().expect("B failed");
+    assert!(failure.to_string().contains("window 200"), "{failure}");
+    assert_eq!((commits.start, b.acked()), (CommitSeq(5), CommitSeq(0)), "the commit failed, nothing acked");
+    assert_eq!(bucket.valid_log().len(), 5, "A's fences past B's are void; nothing acked was lost");
+}
