@@ -424,10 +424,16 @@ impl<S: ObjectStore> Driver<S> {
     fn command(&mut self, command: Command) -> Option<Input> {
         match command {
             Command::Append { seq, payload, permits, done } => {
-                debug_assert_eq!(seq, self.machine.next_commit_seq(), "appenders number commits in channel order");
                 let kept = self.stream.as_ref().map(|_| payload.clone());
                 match self.machine.handle(self.now(), Input::CommitArrived(payload)) {
                     Ok(()) => {
+                        // Once the machine refuses a commit it refuses every
+                        // later one, so accepted numbers never skip.
+                        debug_assert_eq!(
+                            seq.next(),
+                            self.machine.next_commit_seq(),
+                            "appenders number commits in channel order"
+                        );
                         let appended_at = Instant::now();
                         self.waiters.push_back(Waiter { seq, appended_at, permits, payload: kept, done });
                     }

@@ -708,6 +708,7 @@ async fn application(ctx: Arc<Ctx>, label: String, incarnation: u32) {
             break;
         }
         let options = open_options(&ctx);
+        let acked_before = lock(&ctx.checker).acked_end();
         let log = match (ctx.open)(ctx.store.clone(), options).await {
             Ok(log) => log,
             Err(e) => {
@@ -719,7 +720,7 @@ async fn application(ctx: Arc<Ctx>, label: String, incarnation: u32) {
             }
         };
         failed_opens = 0;
-        match run_instance(&ctx, &label, log).await {
+        match run_instance(&ctx, &label, log, acked_before).await {
             End::Done | End::Fenced => break,
             End::Failed if lock(&ctx.workload).is_exhausted() => break,
             End::Failed => {}
@@ -761,11 +762,11 @@ fn spawn_observers(ctx: &Arc<Ctx>, log: &Log, no: InstanceNo) -> Vec<JoinHandle<
     tasks
 }
 
-async fn run_instance(ctx: &Arc<Ctx>, label: &str, log: Log) -> End {
+async fn run_instance(ctx: &Arc<Ctx>, label: &str, log: Log, acked_before: CommitSeq) -> End {
     let first = log.next_seq();
     let mut no = InstanceNo(0);
     ctx.check(|c, at, _| {
-        let (opened, checked) = c.opened(at, label, first);
+        let (opened, checked) = c.opened(at, label, first, acked_before);
         no = opened;
         checked
     });
@@ -886,6 +887,7 @@ async fn liveness_phase(ctx: &Arc<Ctx>, handle: &Handle) {
 }
 
 async fn last_instance(ctx: Arc<Ctx>) {
+    let acked_before = lock(&ctx.checker).acked_end();
     let log = match (ctx.open)(ctx.store.clone(), open_options(&ctx)).await {
         Ok(log) => log,
         Err(e) => return ctx.fail(DriverInvariant::Liveness, None, format!("after faults stopped, open failed: {e}")),
@@ -893,7 +895,7 @@ async fn last_instance(ctx: Arc<Ctx>) {
     let first = log.next_seq();
     let mut no = InstanceNo(0);
     ctx.check(|c, at, _| {
-        let (opened, checked) = c.opened(at, "last", first);
+        let (opened, checked) = c.opened(at, "last", first, acked_before);
         no = opened;
         checked
     });

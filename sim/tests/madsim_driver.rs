@@ -11,6 +11,7 @@
 //! Never `--workspace` under madsim: the library's other tests need real I/O.
 #![cfg(madsim)]
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -307,4 +308,32 @@ async fn dropping_every_handle_stops_the_driver() {
     let stopped =
         tokio::time::timeout(Duration::from_secs(60), async { while watermark.changed().await.is_ok() {} }).await;
     assert!(stopped.is_ok(), "the driver still runs a minute after its last handle was dropped");
+}
+
+/// Seed 87 of the sweep: a commit refused after `shutdown()` leaves the
+/// machine's numbering behind the log's, and the driver's check that
+/// numbers follow channel order panicked on the next one. Every append after
+/// the shutdown must be refused, one after another, and the one before it
+/// still become durable.
+#[madsim::test]
+async fn appends_after_shutdown_are_refused_one_after_another() {
+    let store = store_with([0.0; 8]);
+    let log = open_without_retries(store).await;
+    // In flight, so the shutdown drains for a while.
+    let first = log.append(Bytes::from_static(b"first")).await.expect("accepted");
+    // One poll sends the shutdown command; the appends come after it.
+    let mut shutdown = std::pin::pin!(log.shutdown());
+    let pending = shutdown.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+    assert!(pending.is_pending(), "a commit is in flight");
+    for payload in [&b"late"[..], b"later"] {
+        let appended = log.append(Bytes::from_static(payload)).await;
+        let durable = match appended {
+            Ok(appended) => appended.durable().await,
+            Err(e) => Err(e),
+        };
+        assert!(durable.is_err(), "an append after shutdown() became durable: {durable:?}");
+    }
+    first.durable().await.expect("appended before shutdown(), so durable");
+    let shutdown = shutdown.await;
+    assert!(shutdown.is_ok(), "{shutdown:?}");
 }
