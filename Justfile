@@ -41,3 +41,8 @@ madsim SEEDS="200" START="0":
 # every store request; MADSIM_TEST_CHECK_DETERMINISM=1 runs it twice).
 madsim-seed SEED:
     RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim MADSIM_TEST_SEED={{SEED}} S3WAL_MADSIM_TRACE=1 cargo test -p s3wal-sim --test madsim_driver driver_sweep -- --nocapture
+
+# Issue 7's recovery cost curve: requests and simulated time of opening logs
+# of 10 to 10^6 batches, on the real driver under madsim.
+recovery-curve:
+    S3WAL_RECOVERY_CURVE_MAX=1000000 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p s3wal-sim --test madsim_driver recovery_cost -- --nocapture

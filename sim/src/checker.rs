@@ -7,6 +7,7 @@
 //! the store's valid log with the library's own rule (`log_prefix`). The
 //! numbers are those of DESIGN.md's list.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -175,7 +176,8 @@ pub struct Checker {
     prefix: LogPrefix,
     /// Acks since the last fresh read of the log (invariant 3).
     acks_since_checkpoint: u32,
-    checks: u64,
+    /// A `Cell`, so checks can run while ledgers are borrowed.
+    checks: Cell<u64>,
 }
 
 /// A fresh read of the log is compared with the last one after this many acks.
@@ -192,13 +194,13 @@ impl Checker {
             cache: ObjectCache::default(),
             prefix: LogPrefix::new(),
             acks_since_checkpoint: 0,
-            checks: 0,
+            checks: Cell::new(0),
         }
     }
 
     /// Invariant checks made so far.
     pub fn checks(&self) -> u64 {
-        self.checks
+        self.checks.get()
     }
 
     /// Commits acknowledged, by any instance.
@@ -216,8 +218,8 @@ impl Checker {
         self.ledgers.get(&instance).map(|l| (l.epoch, CommitRange::new(l.first, l.acked_end)))
     }
 
-    fn check(&mut self, ok: bool, violation: impl FnOnce() -> Violation) -> Checked {
-        self.checks += 1;
+    fn check(&self, ok: bool, violation: impl FnOnce() -> Violation) -> Checked {
+        self.checks.set(self.checks.get() + 1);
         if ok {
             Ok(())
         } else {
@@ -225,18 +227,17 @@ impl Checker {
         }
     }
 
-    fn ledger(&mut self, at: Time, instance: InstanceId) -> Result<&mut Ledger, Violation> {
-        self.ledgers.get_mut(&instance).ok_or_else(|| Violation {
-            invariant: Invariant::Contract,
-            at,
-            instance,
-            detail: "an instance that was never started reported something".into(),
-        })
+    fn ledger(&self, at: Time, instance: InstanceId) -> Result<&Ledger, Violation> {
+        self.ledgers.get(&instance).ok_or_else(|| never_started(at, instance))
+    }
+
+    fn ledger_mut(&mut self, at: Time, instance: InstanceId) -> Result<&mut Ledger, Violation> {
+        self.ledgers.get_mut(&instance).ok_or_else(|| never_started(at, instance))
     }
 
     /// The ledger of an instance that must have reported `Ready`.
-    fn ready_ledger(&mut self, at: Time, instance: InstanceId) -> Result<Ledger, Violation> {
-        let l = self.ledger(at, instance)?.clone();
+    fn ready_ledger(&self, at: Time, instance: InstanceId) -> Result<&Ledger, Violation> {
+        let l = self.ledger(at, instance)?;
         let v = violation(Invariant::Contract, at, instance);
         self.check(l.ready, || v("took or reported commits before Ready".into()))?;
         Ok(l)
@@ -273,7 +274,7 @@ impl Checker {
         epoch: Epoch,
         recovery: Option<(RecoveryCost, RecoveryHeard)>,
     ) -> Checked {
-        let l = self.ledger(at, instance)?.clone();
+        let l = self.ledger(at, instance)?;
         let v = violation(Invariant::Contract, at, instance);
         let first = !l.ready && !l.ended();
         self.check(first, || v("Ready twice, or after the instance ended".into()))?;
@@ -301,7 +302,7 @@ impl Checker {
                 ))
             })?;
         }
-        let l = self.ledger(at, instance)?;
+        let l = self.ledger_mut(at, instance)?;
         l.ready = true;
         l.epoch = epoch;
         (l.first, l.accepted_end, l.acked_end) = (next_commit, next_commit, next_commit);
@@ -313,13 +314,13 @@ impl Checker {
         let expected = self.ready_ledger(at, instance)?.handed_end();
         let v = violation(Invariant::Contract, at, instance);
         self.check(seq == expected, || v(format!("commit numbered {seq}, expected {expected}")))?;
-        self.ledger(at, instance)?.handed.push(payload);
+        self.ledger_mut(at, instance)?.handed.push(payload);
         Ok(())
     }
 
     /// The instance refused a commit: only an instance that ended may.
     pub fn on_refused(&mut self, at: Time, instance: InstanceId, refused: &Refused) -> Checked {
-        let l = self.ledger(at, instance)?.clone();
+        let l = self.ledger(at, instance)?;
         let v = violation(Invariant::Contract, at, instance);
         self.check(l.ended(), || v(format!("a running instance refused a commit: {refused}")))
     }
@@ -337,13 +338,14 @@ impl Checker {
                 l.accepted_end,
             ))
         })?;
-        self.ledger(at, instance)?.accepted_end = commits.end;
+        self.ledger_mut(at, instance)?.accepted_end = commits.end;
         Ok(())
     }
 
     /// `Action::Durable`: invariant 1 against the store's valid log as it is
     /// right now, byte for byte; invariant 6 against every other instance.
     pub fn on_durable(&mut self, at: Time, instance: InstanceId, commits: CommitRange, store: &S3Model) -> Checked {
+        self.prefix.extend(store, &mut self.cache);
         let l = self.ready_ledger(at, instance)?;
         let v = violation(Invariant::AckOrder, at, instance);
         self.check(!l.ended(), || v(format!("ack {} after the instance ended", Range(commits))))?;
@@ -353,7 +355,6 @@ impl Checker {
         self.check(accepted, || {
             v(format!("ack {} past the accepted commits (end {})", Range(commits), l.accepted_end))
         })?;
-        self.prefix.extend(store, &mut self.cache);
         let durable_end = self.prefix.end_seq();
         let ends = self.prefix.end_description();
         self.check(commits.end <= durable_end, || {
@@ -368,7 +369,7 @@ impl Checker {
             ))
         })?;
         self.check_one_writer(at, instance, l.epoch, CommitRange::new(l.first, commits.end))?;
-        self.ledger(at, instance)?.acked_end = commits.end;
+        self.ledger_mut(at, instance)?.acked_end = commits.end;
         self.acks_since_checkpoint += 1;
         if self.acks_since_checkpoint >= ACKS_PER_CHECKPOINT {
             self.checkpoint_store(at, instance, store)?;
@@ -379,15 +380,10 @@ impl Checker {
     /// Invariant 6: an instance acking `acked` (its commits from its first)
     /// with `epoch` and every other instance that acked: the older one's acks
     /// must stay below the newer one's first commit.
-    fn check_one_writer(&mut self, at: Time, instance: InstanceId, epoch: Epoch, acked: CommitRange) -> Checked {
-        let others: Vec<(InstanceId, Ledger)> = self
-            .ledgers
-            .iter()
-            .filter(|(id, l)| **id != instance && l.ready && l.has_acked())
-            .map(|(id, l)| (*id, l.clone()))
-            .collect();
+    fn check_one_writer(&self, at: Time, instance: InstanceId, epoch: Epoch, acked: CommitRange) -> Checked {
+        let others = self.ledgers.iter().filter(|(id, l)| **id != instance && l.ready && l.has_acked());
         let v = violation(Invariant::OneWriter, at, instance);
-        for (other, o) in others {
+        for (&other, o) in others {
             let (older_end, newer_first, newer) = match o.epoch.cmp(&epoch) {
                 std::cmp::Ordering::Greater => (acked.end, o.first, other),
                 std::cmp::Ordering::Less => (o.acked_end, acked.start, instance),
@@ -428,14 +424,14 @@ impl Checker {
     /// The instance was dropped: it reports nothing more, and what it left
     /// unacknowledged is lost (allowed).
     pub fn on_crash(&mut self, at: Time, instance: InstanceId, store: &S3Model) -> Checked {
-        self.ledger(at, instance)?.crashed = true;
+        self.ledger_mut(at, instance)?.crashed = true;
         self.checkpoint_store(at, instance, store)
     }
 
     /// `Action::Failed`: the instance must list every commit it leaves
     /// unacknowledged (invariant 7).
     pub fn on_failed(&mut self, at: Time, instance: InstanceId, commits: CommitRange, failure: &Failure) -> Checked {
-        let l = self.ledger(at, instance)?.clone();
+        let l = self.ledger(at, instance)?;
         let v = violation(Invariant::Liveness, at, instance);
         self.check(!l.ended(), || v(format!("failed again ({failure})")))?;
         // Before Ready no commit was taken, so none can be left behind.
@@ -448,13 +444,13 @@ impl Checker {
                 Range(CommitRange::new(l.acked_end, handed_end))
             ))
         })?;
-        self.ledger(at, instance)?.failed = Some((commits, failure.clone()));
+        self.ledger_mut(at, instance)?.failed = Some((commits, failure.clone()));
         self.checkpoint(at, instance)
     }
 
     /// `Action::ShutdownComplete`: unless failed, every commit is acked.
     pub fn on_shutdown_complete(&mut self, at: Time, instance: InstanceId) -> Checked {
-        let l = self.ledger(at, instance)?.clone();
+        let l = self.ledger(at, instance)?;
         let v = violation(Invariant::Liveness, at, instance);
         let handed_end = l.handed_end();
         let drained = l.failed.is_some() || l.acked_end == handed_end;
@@ -462,7 +458,7 @@ impl Checker {
             v(format!("shutdown complete with {} unacknowledged", Range(CommitRange::new(l.acked_end, handed_end))))
         })?;
         self.check(!l.shut_down, || v("shutdown completed twice".into()))?;
-        self.ledger(at, instance)?.shut_down = true;
+        self.ledger_mut(at, instance)?.shut_down = true;
         self.checkpoint(at, instance)
     }
 
@@ -494,8 +490,7 @@ impl Checker {
         let last = self.ledgers.keys().next_back().copied().unwrap_or(InstanceId(0));
         self.checkpoint_store(at, last, store)?;
         self.check_acked_in_log(at)?;
-        let ledgers: Vec<(InstanceId, Ledger)> = self.ledgers.iter().map(|(id, l)| (*id, l.clone())).collect();
-        for (instance, l) in ledgers {
+        for (&instance, l) in &self.ledgers {
             let v = violation(Invariant::Liveness, at, instance);
             self.check(l.ended(), || {
                 v(format!(
@@ -511,10 +506,9 @@ impl Checker {
     /// Invariant 2: the log read afresh from the store with the library's
     /// rule holds every acked commit of every instance, byte for byte, in
     /// order, and nothing that was never handed over.
-    fn check_acked_in_log(&mut self, at: Time) -> Checked {
-        let ledgers: Vec<(InstanceId, Ledger)> = self.ledgers.iter().map(|(id, l)| (*id, l.clone())).collect();
-        for (instance, l) in &ledgers {
-            let v = violation(Invariant::AckedInLog, at, *instance);
+    fn check_acked_in_log(&self, at: Time) -> Checked {
+        for (&instance, l) in &self.ledgers {
+            let v = violation(Invariant::AckedInLog, at, instance);
             let (end, ends) = (self.prefix.end_seq(), self.prefix.end_description());
             self.check(l.acked_end <= end, || {
                 v(format!("acked up to {} but the log read back ends at {end} ({ends})", l.acked_end))
@@ -526,13 +520,18 @@ impl Checker {
         }
         let stray = self.prefix.commits().iter().enumerate().position(|(i, c)| {
             let seq = CommitSeq(i as u64);
-            !ledgers.iter().any(|(_, l)| l.handed(seq) == Some(c))
+            !self.ledgers.values().any(|l| l.handed(seq) == Some(c))
         });
         let v = violation(Invariant::AckedInLog, at, InstanceId(0));
         self.check(stray.is_none(), || {
             v(format!("the log's commit #{} was never handed over at that number", stray.unwrap_or_default()))
         })
     }
+}
+
+fn never_started(at: Time, instance: InstanceId) -> Violation {
+    let detail = "an instance that was never started reported something".into();
+    Violation { invariant: Invariant::Contract, at, instance, detail }
 }
 
 fn violation(invariant: Invariant, at: Time, instance: InstanceId) -> impl Fn(String) -> Violation {

@@ -32,6 +32,7 @@ pub mod trace;
 pub mod valid_view;
 pub mod workload;
 pub mod world;
+pub mod written_log;
 
 #[cfg(test)]
 mod test_objects;

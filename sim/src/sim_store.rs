@@ -255,6 +255,12 @@ impl SimStore {
         f(&self.state().model)
     }
 
+    /// Changes the bucket directly, without faults or latency (a test
+    /// writes the log it then opens).
+    pub fn with_model_mut<R>(&self, f: impl FnOnce(&mut S3Model) -> R) -> R {
+        f(&mut self.state().model)
+    }
+
     /// Sends one request: draws its fault and timing, lands it (on the S3
     /// node) when it reaches the store, and answers when the client hears.
     async fn call(&self, op: Op) -> Answer {

@@ -19,12 +19,13 @@ use bytes::Bytes;
 use s3wal::driver::{AppendError, DriverBug, Log, OpenOptions};
 use s3wal::machine::PlantedBug;
 use s3wal::store::{GetOutcome, ObjectStore};
-use s3wal::{Config, Fault, PutOutcome};
+use s3wal::{CommitSeq, Config, Fault, PutOutcome};
 use s3wal_sim::driver_checker::DriverInvariant;
 use s3wal_sim::driver_world::{run_driver_seed, DriverReport, DriverRunOptions, Opener};
 use s3wal_sim::faults::{BurstPlan, FaultKnobs, Probability};
 use s3wal_sim::latency::LatencyKnobs;
 use s3wal_sim::sim_store::{SimStore, SimStoreKnobs};
+use s3wal_sim::written_log::write_log;
 
 /// The sweep: one seed per run, `MADSIM_TEST_SEED` / `MADSIM_TEST_NUM` pick
 /// them, `MADSIM_TEST_CHECK_DETERMINISM=1` runs a seed twice and compares.
@@ -336,4 +337,47 @@ async fn appends_after_shutdown_are_refused_one_after_another() {
     first.durable().await.expect("appended before shutdown(), so durable");
     let shutdown = shutdown.await;
     assert!(shutdown.is_ok(), "{shutdown:?}");
+}
+
+// ---- the recovery cost curve (issue 7) ------------------------------------
+
+/// Opens a log that a crashed writer left with `batches` batches, the last
+/// `in_flight` sent before the ones below them were durable: the store
+/// requests by kind and the simulated time `Log::open` took.
+fn open_written_log(batches: u64, in_flight: u64) -> ([u64; 3], Duration) {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+    runtime.block_on(async move {
+        let store = store_with([0.0; 8]);
+        store.with_model_mut(|m| write_log(m, batches, in_flight, Config::default().max_in_flight_requests));
+        let before = store.counts().store;
+        let started = tokio::time::Instant::now();
+        let options = OpenOptions { seed: Some(1), ..OpenOptions::default() };
+        let log = Log::open(store.clone(), options).await.expect("opens");
+        let took = started.elapsed();
+        assert_eq!(log.next_seq(), CommitSeq(batches), "every batch was durable");
+        let after = store.counts().store;
+        ([after.lists - before.lists, after.heads - before.heads, after.puts - before.puts], took)
+    })
+}
+
+/// Opening a log costs the same requests and the same simulated time (10 ms
+/// median per request) whatever its length: 10 to 10^5 batches here, 10^6
+/// with `S3WAL_RECOVERY_CURVE_MAX=1000000` (`just recovery-curve`).
+#[test]
+fn recovery_cost_and_time_are_flat_in_the_log_length() {
+    let max: u64 = std::env::var("S3WAL_RECOVERY_CURVE_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    for in_flight in [0, 7] {
+        let mut rows = Vec::new();
+        for batches in [10, 1_000, 100_000, 1_000_000].into_iter().filter(|&b| b <= max) {
+            let (requests, took) = open_written_log(batches, in_flight);
+            let [lists, heads, puts] = requests;
+            eprintln!(
+                "recovery of a log of {batches:>9} batches ({in_flight} in flight): {lists} LIST, {heads} HEAD, {puts} PUT, {:.1} ms simulated",
+                took.as_secs_f64() * 1e3
+            );
+            rows.push((requests, took));
+        }
+        let first = rows[0];
+        assert!(rows.iter().all(|r| *r == first), "not flat ({in_flight} in flight): {rows:?}");
+    }
 }
