@@ -58,7 +58,7 @@ cargo test -p s3wal --test signatures --locked -- --ignored
 
 # --- The real driver under madsim --------------------------------------------
 # (Block owned by the madsim level: sim/src/sim_store.rs, driver_world.rs,
-# driver_checker.rs, valid_view.rs, sim/tests/madsim_driver.rs.)
+# driver_checker.rs, sim/tests/madsim_driver.rs.)
 # RUSTFLAGS="--cfg madsim" swaps tokio's time, spawn and macros for madsim's
 # deterministic ones; it gets a target dir of its own so the normal build
 # cache stays warm. Never --workspace here: only the simulator's tests run

@@ -238,7 +238,7 @@ impl BatchBuilder {
         debug_assert_eq!(header.kind, ObjectKind::Batch);
         let header = Header { count: self.count, ..header };
         write_header(&mut self.buf[..HEADER_LEN], &header);
-        let crc = crc32c::crc32c(&self.buf);
+        let crc = checksum(&self.buf);
         self.buf.put_u32_le(crc);
         (self.buf.freeze(), ObjectTag { header, crc })
     }
@@ -250,7 +250,7 @@ pub fn encode_fence(header: Header) -> (Bytes, ObjectTag) {
     let mut buf = BytesMut::with_capacity(HEADER_LEN + TRAILER_LEN);
     buf.put_bytes(0, HEADER_LEN);
     write_header(&mut buf[..], &header);
-    let crc = crc32c::crc32c(&buf);
+    let crc = checksum(&buf);
     buf.put_u32_le(crc);
     (buf.freeze(), ObjectTag { header, crc })
 }
@@ -284,6 +284,15 @@ fn write_header(out: &mut [u8], h: &Header) {
     w.put_u32_le(h.window);
 }
 
+/// CRC-32C (Castagnoli), the checksum every object ends with; the tools
+/// use it for commit digests too. The `crc32c` crate's SSE4.2 path: on this
+/// machine (no AVX-512) it beat `crc-fast`'s carry-less-multiply fusion,
+/// 5.4 against 3.7 GB/s on 1 MiB (memcpy 7-9 GB/s).
+#[inline]
+pub fn checksum(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
+}
+
 /// Decodes and verifies one object. The commits share `bytes`' buffer.
 pub fn decode(bytes: &Bytes) -> Result<Object, DecodeError> {
     let min = HEADER_LEN + TRAILER_LEN;
@@ -292,7 +301,7 @@ pub fn decode(bytes: &Bytes) -> Result<Object, DecodeError> {
     }
     let body_end = bytes.len() - TRAILER_LEN;
     let stored = read_u32(&bytes[body_end..]);
-    let computed = crc32c::crc32c(&bytes[..body_end]);
+    let computed = checksum(&bytes[..body_end]);
     if stored != computed {
         return Err(DecodeError::ChecksumMismatch { stored, computed });
     }
@@ -524,7 +533,7 @@ mod tests {
         let mut raw = bytes.to_vec();
         raw[48..52].copy_from_slice(&5u32.to_le_bytes());
         let end = raw.len() - TRAILER_LEN;
-        let crc = crc32c::crc32c(&raw[..end]);
+        let crc = checksum(&raw[..end]);
         raw[end..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(decode(&Bytes::from(raw)), Err(DecodeError::CommitOverrun { index: 1 }));
     }

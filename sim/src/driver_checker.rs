@@ -6,7 +6,7 @@
 //! Instances are numbered in the order they opened. For each it keeps the
 //! commits appended (bytes, and what became of each future) and what its
 //! watermark said. The store is read with the library's own valid-log rule
-//! ([`ValidView`]) at every acknowledgement and once more at the end with
+//! (the pure world checker's [`LogPrefix`]) at every acknowledgement and once more at the end with
 //! the library's [`s3wal::reader::Reader`] (passed in as a list).
 
 use std::fmt;
@@ -15,8 +15,8 @@ use bytes::Bytes;
 use s3wal::driver::AppendError;
 use s3wal::{CommitSeq, Time};
 
+use crate::log_prefix::{LogPrefix, ObjectCache};
 use crate::s3_model::S3Model;
-use crate::valid_view::ValidView;
 
 /// One instance (one `Log::open` that succeeded), in the order they opened.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -151,7 +151,9 @@ type Checked = Result<(), DriverViolation>;
 pub struct DriverChecker {
     byte_budget: u64,
     ledgers: Vec<Ledger>,
-    view: ValidView,
+    /// The store's valid log, read as far as it goes.
+    view: LogPrefix,
+    cache: ObjectCache,
     /// Every commit below this one was acknowledged by some instance.
     acked_end: CommitSeq,
     checks: u64,
@@ -164,7 +166,8 @@ impl DriverChecker {
         DriverChecker {
             byte_budget,
             ledgers: Vec::new(),
-            view: ValidView::new(),
+            view: LogPrefix::new(),
+            cache: ObjectCache::default(),
             acked_end: CommitSeq(0),
             checks: 0,
             first_violation: None,
@@ -357,9 +360,10 @@ impl DriverChecker {
         store: &S3Model,
         what: &str,
     ) -> Checked {
-        self.view.extend(store);
+        self.view.extend(store, &mut self.cache);
         let found = self.view.commit(seq).cloned();
-        let (end, next, broken) = (self.view.end(), self.view.next_position(), self.view.broken().map(str::to_owned));
+        let (end, next, broken) =
+            (self.view.end_seq(), self.view.next_position(), self.view.blocked().map(str::to_owned));
         let v = violation(DriverInvariant::AckDurable, at, no);
         self.check(found.as_ref() == Some(bytes), || {
             v(match found {
@@ -456,8 +460,8 @@ impl DriverChecker {
     /// At the end: `read_back` is the log as the library's reader read it
     /// from the store after everything stopped, `store` the bucket now.
     pub fn finish(&mut self, at: Time, read_back: &[(CommitSeq, Bytes)], store: &S3Model) -> Checked {
-        self.view.extend(store);
-        let broken = self.view.broken().map(str::to_owned);
+        self.view.extend(store, &mut self.cache);
+        let broken = self.view.blocked().map(str::to_owned);
         let v = |detail| DriverViolation { invariant: DriverInvariant::ValidLog, at, instance: None, detail };
         self.check(broken.is_none(), || {
             v(format!("the bucket breaks the valid-log rule: {}", broken.unwrap_or_default()))
@@ -466,7 +470,7 @@ impl DriverChecker {
             let same = *seq == CommitSeq(i as u64) && self.view.commit(*seq) == Some(bytes);
             self.check(same, || v(format!("the reader's commit #{i} ({seq}) differs from the valid-log rule's")))?;
         }
-        let (read_end, view_end) = (CommitSeq(read_back.len() as u64), self.view.end());
+        let (read_end, view_end) = (CommitSeq(read_back.len() as u64), self.view.end_seq());
         self.check(read_end == view_end, || {
             v(format!("the reader read up to {read_end}, the valid-log rule up to {view_end}"))
         })?;

@@ -29,7 +29,6 @@ pub mod sampling;
 pub mod scenario;
 pub mod sim_store;
 pub mod trace;
-pub mod valid_view;
 pub mod workload;
 pub mod world;
 pub mod written_log;

@@ -131,7 +131,7 @@ async fn append_load(log: &Log, args: &DemoArgs) -> anyhow::Result<(Acked, Laten
                 let seq = appended.seq;
                 appended.durable().await?;
                 latencies.push(t0.elapsed());
-                acked.insert(seq, crc32c::crc32c(&payload(SEED, seq, size)));
+                acked.insert(seq, s3wal::format::checksum(&payload(SEED, seq, size)));
                 bar.inc(1);
             }
             Ok::<_, anyhow::Error>((acked, latencies))
@@ -168,7 +168,7 @@ async fn crash(log: &Log, args: &DemoArgs) -> anyhow::Result<Acked> {
         w.abort();
         if let Ok(Some(seq)) = w.await {
             if seq < watermark {
-                acked.insert(seq, crc32c::crc32c(&payload(SEED, seq, size)));
+                acked.insert(seq, s3wal::format::checksum(&payload(SEED, seq, size)));
             }
         }
     }
@@ -180,7 +180,7 @@ async fn verify(store: Arc<dyn ObjectStore>, acked: &Acked, after: CommitSeq, si
     let usage = reader.usage().await?;
     let log = reader
         .fold(CommitSeq(0)..CommitSeq(u64::MAX), BTreeMap::new(), |mut m, seq, c| {
-            m.insert(seq, crc32c::crc32c(c));
+            m.insert(seq, s3wal::format::checksum(c));
             m
         })
         .await

@@ -122,7 +122,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 appended.durable().await?;
                 latencies.push(t0.elapsed());
                 if track {
-                    let _ = acks.send((seq, crc32c::crc32c(&payload(seed, seq, size))));
+                    let _ = acks.send((seq, s3wal::format::checksum(&payload(seed, seq, size))));
                 }
             }
         }));

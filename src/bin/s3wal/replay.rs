@@ -49,7 +49,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let range = CommitSeq(args.from)..CommitSeq(args.to.unwrap_or(u64::MAX));
     let mut cursor = reader.commits(range).await.context("cannot read the log")?;
     while let Some((seq, commit)) = cursor.next().await.context("cannot read the log")? {
-        writeln!(out, "{}\t{:08x}", seq.0, crc32c::crc32c(&commit))?;
+        writeln!(out, "{}\t{:08x}", seq.0, s3wal::format::checksum(&commit))?;
     }
     out.flush()?;
     Ok(())
