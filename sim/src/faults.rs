@@ -16,6 +16,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use s3wal::{Fault, Time};
 
+use crate::latency::Timing;
 use crate::sampling::{chance, log_uniform};
 
 /// One class of fault, each counted on its own.
@@ -246,6 +247,54 @@ pub struct FaultEffect {
     pub answer_at: AnswerAt,
     /// What the client hears instead of the store's answer, if anything.
     pub fault: Option<Fault>,
+}
+
+/// When a request lands (possibly twice, possibly never) and when its
+/// client hears back, counted from when it was sent. Both worlds, the pure
+/// one and the madsim store, follow these rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestPlan {
+    /// When it is applied in the store, each time it is.
+    pub arrivals: Vec<Duration>,
+    /// When the client hears (the answer, or `fault`).
+    pub answer_after: Duration,
+    /// What the client hears instead of the store's answer, if anything.
+    pub fault: Option<Fault>,
+    /// The fault injected, if any.
+    pub class: Option<FaultClass>,
+    /// No fault, but the latency drawn outlasts the request timeout.
+    pub slow_timeout: bool,
+}
+
+impl RequestPlan {
+    /// The plan of a request whose latency is `timing` and whose fault, if
+    /// any, is `effect`; the client gives up after `timeout`.
+    pub fn new(timing: Timing, effect: Option<FaultEffect>, timeout: Duration) -> RequestPlan {
+        let arrival = timing.to_store;
+        let usual = timing.round_trip();
+        let Some(effect) = effect else {
+            let slow = usual > timeout;
+            return RequestPlan {
+                arrivals: vec![arrival],
+                answer_after: if slow { timeout } else { usual },
+                fault: slow.then_some(Fault::TimedOut),
+                class: None,
+                slow_timeout: slow,
+            };
+        };
+        let (arrivals, usual) = match effect.reach {
+            Reach::Never => (vec![], usual),
+            Reach::OnTime => (vec![arrival], usual),
+            Reach::AfterTimeout => (vec![timeout + timing.to_store], usual),
+            Reach::Twice(gap) => (vec![arrival, arrival + gap], usual + gap),
+        };
+        let answer_after = match effect.answer_at {
+            AnswerAt::Quickly => arrival,
+            AnswerAt::AsUsual => usual,
+            AnswerAt::AtTimeout => timeout,
+        };
+        RequestPlan { arrivals, answer_after, fault: effect.fault, class: Some(effect.class), slow_timeout: false }
+    }
 }
 
 /// How many faults of each class a run injected.

@@ -28,8 +28,8 @@ use s3wal::{BatchNumber, Fault, HeadOutcome, PutOutcome, Time};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::faults::{AnswerAt, FaultCounts, FaultEffect, FaultInjector, FaultKnobs, PhaseChange, Reach, RequestKind};
-use crate::latency::{LatencyKnobs, LatencyModel, Timing};
+use crate::faults::{FaultCounts, FaultInjector, FaultKnobs, PhaseChange, RequestKind, RequestPlan};
+use crate::latency::{LatencyKnobs, LatencyModel};
 use crate::report::StoreCounts;
 use crate::s3_model::{PutResult, S3Model, StoredObject};
 use crate::sampling::{stream, Stream};
@@ -135,45 +135,6 @@ enum Answer {
     List(Result<ListPage, Fault>),
 }
 
-/// When a request lands (possibly twice, possibly never) and when the client
-/// hears back, counted from when it was sent. The same rules as the pure
-/// world's: see [`FaultEffect`].
-#[derive(Debug, PartialEq, Eq)]
-struct Plan {
-    arrivals: Vec<Duration>,
-    answer_after: Duration,
-    fault: Option<Fault>,
-    slow_timeout: bool,
-}
-
-impl Plan {
-    fn new(timing: Timing, effect: Option<FaultEffect>, timeout: Duration) -> Plan {
-        let arrival = timing.to_store;
-        let usual = timing.round_trip();
-        let Some(effect) = effect else {
-            let slow = usual > timeout;
-            return Plan {
-                arrivals: vec![arrival],
-                answer_after: if slow { timeout } else { usual },
-                fault: slow.then_some(Fault::TimedOut),
-                slow_timeout: slow,
-            };
-        };
-        let (arrivals, usual) = match effect.reach {
-            Reach::Never => (vec![], usual),
-            Reach::OnTime => (vec![arrival], usual),
-            Reach::AfterTimeout => (vec![timeout + timing.to_store], usual),
-            Reach::Twice(gap) => (vec![arrival, arrival + gap], usual + gap),
-        };
-        let answer_after = match effect.answer_at {
-            AnswerAt::Quickly => arrival,
-            AnswerAt::AsUsual => usual,
-            AnswerAt::AtTimeout => timeout,
-        };
-        Plan { arrivals, answer_after, fault: effect.fault, slow_timeout: false }
-    }
-}
-
 impl SimStore {
     /// An empty bucket whose latencies and faults are drawn from `seed`'s
     /// streams. Under madsim it must be called inside the runtime: it
@@ -272,9 +233,9 @@ impl SimStore {
             let mut guard = self.state();
             let s = &mut *guard;
             let effect = s.faults.inject(now, op.kind(), &mut s.fault_rng);
-            let class = effect.as_ref().map(|e| e.class);
             let timing = s.latency.timing(&mut s.latency_rng, op.body_len());
-            let plan = Plan::new(timing, effect, s.request_timeout);
+            let plan = RequestPlan::new(timing, effect, s.request_timeout);
+            let class = plan.class;
             s.counts.requests += 1;
             s.counts.store.slow_timeouts += u64::from(plan.slow_timeout);
             (plan, timing.processing, class)

@@ -27,10 +27,10 @@ use s3wal::{
 
 use crate::checker::{Checker, Invariant, Violation, WindowState};
 use crate::event_queue::EventQueue;
-use crate::faults::{AnswerAt, FaultClass, FaultEffect, FaultInjector, PhaseChange, Reach, RequestKind};
+use crate::faults::{FaultClass, FaultInjector, PhaseChange, RequestKind, RequestPlan};
 use crate::instance::{Instance, InstanceId, OpId, Status, TimerGeneration};
 use crate::knobs::RunKnobs;
-use crate::latency::{LatencyModel, Timing};
+use crate::latency::LatencyModel;
 use crate::report::{failure_kind, End, InstanceReport, Outcome, RunReport, StoreCounts};
 use crate::s3_model::{PutResult, S3Model, StoredObject};
 use crate::sampling::{chance, uniform_duration};
@@ -208,47 +208,6 @@ impl InFlight {
             (_, None, Some(Answer::Probe)) => unreachable!("probes are answered above"),
             (_, None, None) => unreachable!("{request} answered before it reached the store"),
         }
-    }
-}
-
-/// When a request lands (possibly twice, possibly never) and when its
-/// answer comes back.
-#[derive(Debug)]
-struct Plan {
-    arrivals: Vec<Time>,
-    answer_at: Time,
-    fault: Option<Fault>,
-    class: Option<FaultClass>,
-    slow_timeout: bool,
-}
-
-impl Plan {
-    fn new(now: Time, timing: Timing, effect: Option<FaultEffect>, timeout: Duration) -> Plan {
-        let arrival = now + timing.to_store;
-        let usual = now + timing.round_trip();
-        let deadline = now + timeout;
-        let Some(effect) = effect else {
-            let slow = usual > deadline;
-            return Plan {
-                arrivals: vec![arrival],
-                answer_at: if slow { deadline } else { usual },
-                fault: slow.then_some(Fault::TimedOut),
-                class: None,
-                slow_timeout: slow,
-            };
-        };
-        let (arrivals, usual) = match effect.reach {
-            Reach::Never => (vec![], usual),
-            Reach::OnTime => (vec![arrival], usual),
-            Reach::AfterTimeout => (vec![deadline + timing.to_store], usual),
-            Reach::Twice(gap) => (vec![arrival, arrival + gap], usual + gap),
-        };
-        let answer_at = match effect.answer_at {
-            AnswerAt::Quickly => arrival,
-            AnswerAt::AsUsual => usual,
-            AnswerAt::AtTimeout => deadline,
-        };
-        Plan { arrivals, answer_at, fault: effect.fault, class: Some(effect.class), slow_timeout: false }
     }
 }
 
@@ -934,7 +893,7 @@ impl World {
     fn send_traced(&mut self, id: InstanceId, request: RequestId, op: StoreOp, quiet: bool) {
         let effect = self.faults.inject(self.now, op.kind(), &mut self.fault_rng);
         let timing = self.latency.timing(&mut self.latency_rng, op.body_len());
-        let plan = Plan::new(self.now, timing, effect, self.knobs.request_timeout);
+        let plan = RequestPlan::new(timing, effect, self.knobs.request_timeout);
         let op_id = OpId(self.next_op);
         self.next_op += 1;
         if !matches!(op, StoreOp::Put { .. }) && !quiet {
@@ -943,7 +902,7 @@ impl World {
         }
         if let Some(class) = plan.class {
             let lands: Vec<String> =
-                plan.arrivals.iter().map(|t| TraceTime(*t).to_string().trim().to_owned()).collect();
+                plan.arrivals.iter().map(|d| TraceTime(self.now + *d).to_string().trim().to_owned()).collect();
             let when =
                 if lands.is_empty() { "never lands".to_string() } else { format!("lands {}", lands.join(" and ")) };
             self.trace.line(self.now, "W", || format!("fault {class} on {request}: {when}"));
@@ -963,10 +922,10 @@ impl World {
                 answer: None,
             },
         );
-        for at in plan.arrivals {
-            self.queue.push(at, Event::Arrive(op_id));
+        for after in plan.arrivals {
+            self.queue.push(self.now + after, Event::Arrive(op_id));
         }
-        self.queue.push(plan.answer_at, Event::Respond(op_id));
+        self.queue.push(self.now + plan.answer_after, Event::Respond(op_id));
     }
 
     /// A request reaches the store and is applied, whoever still waits for it.

@@ -178,8 +178,9 @@ fn dropping_the_open_batch_on_shutdown_is_caught() {
 
 // ---- the store itself -----------------------------------------------------
 
-fn store_with(rates: [f64; 8]) -> SimStore {
-    let latency = LatencyKnobs {
+/// 10 ms median requests, no slow tail.
+fn ten_ms_no_tail() -> LatencyKnobs {
+    LatencyKnobs {
         median: Duration::from_millis(10),
         sigma: 0.3,
         tail_probability: 0.0,
@@ -188,7 +189,11 @@ fn store_with(rates: [f64; 8]) -> SimStore {
         cap: Duration::from_secs(3),
         bytes_per_ms: 100_000,
         processing: (Duration::from_micros(200), Duration::from_millis(8)),
-    };
+    }
+}
+
+fn store_with(rates: [f64; 8]) -> SimStore {
+    let latency = ten_ms_no_tail();
     let faults = FaultKnobs { rates: rates.map(Probability::new), bursts: Vec::new(), stop_at_commit: u64::MAX };
     SimStore::new(7, SimStoreKnobs { latency, faults, request_timeout: Duration::from_secs(10) })
 }
@@ -245,16 +250,7 @@ async fn only_one_conditional_put_wins() {
 /// A store that works until `on_commit_issued(0)`, then fails every request
 /// for an hour.
 fn store_failing_after_commit_0() -> SimStore {
-    let latency = LatencyKnobs {
-        median: Duration::from_millis(10),
-        sigma: 0.3,
-        tail_probability: 0.0,
-        tail_floor: Duration::from_millis(150),
-        tail_alpha: 1.5,
-        cap: Duration::from_secs(3),
-        bytes_per_ms: 100_000,
-        processing: (Duration::from_micros(200), Duration::from_millis(8)),
-    };
+    let latency = ten_ms_no_tail();
     let burst = BurstPlan { at_commit: 0, length: Duration::from_secs(3600) };
     let faults = FaultKnobs { rates: [Probability::NEVER; 8], bursts: vec![burst], stop_at_commit: u64::MAX };
     SimStore::new(9, SimStoreKnobs { latency, faults, request_timeout: Duration::from_secs(10) })
