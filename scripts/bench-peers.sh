@@ -5,12 +5,13 @@
 # the server however this script exits. Arguments go to the bench, e.g.
 #   scripts/bench-peers.sh --seconds 3 --rounds 2 --producers 1,16,64,256
 set -euo pipefail
-cd "$(dirname "$0")/.."
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
 
 S3WAL_MOTO_STATE="$(mktemp -d "${TMPDIR:-/tmp}/s3wal-peers-moto.XXXXXX")"
 export S3WAL_MOTO_STATE
 stop_moto() {
-    scripts/moto.sh stop || true
+    "$ROOT/scripts/moto.sh" stop || true
     rm -rf "$S3WAL_MOTO_STATE"
 }
 trap stop_moto EXIT
@@ -22,5 +23,5 @@ python3 - "$S3WAL_S3_ENDPOINT/peersbucket" <<'PY'
 import sys, urllib.request
 urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="PUT"), timeout=10).read()
 PY
-cd bench/peers
+cd "$ROOT/bench/peers"
 cargo run --release --locked -- --bucket peersbucket --endpoint "$S3WAL_S3_ENDPOINT" "$@"
