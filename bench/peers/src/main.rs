@@ -20,11 +20,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
+use futures::TryStreamExt;
 use s3wal::driver::{Appended, Log, OpenOptions};
 use s3wal::store::{ObjectStore as WalStore, Prefixed, S3Options, S3Store};
 use slatedb::config::{PutOptions, Settings, WriteOptions};
 use slatedb::object_store::aws::AmazonS3Builder;
-use slatedb::object_store::ObjectStore;
+use slatedb::object_store::path::Path;
+use slatedb::object_store::{ObjectStore, PutMode, PutOptions as StorePutOptions, PutPayload};
 use slatedb::{Db, WriteHandle};
 
 // The latency figures of `s3wal bench`, shared so both print the same way.
@@ -145,7 +147,7 @@ impl Stores {
                     .build()
                     .await
                     .context("slatedb open")?;
-                Ok(Writer::Slate(db))
+                Ok(Writer::Slate(db, Path::from(format!("{}/{run}/wal", self.prefix))))
             }
         }
     }
@@ -154,7 +156,8 @@ impl Stores {
 #[derive(Clone)]
 enum Writer {
     S3wal(Log),
-    Slate(Db),
+    /// The database and where its WAL objects go.
+    Slate(Db, Path),
 }
 
 enum Pending {
@@ -177,16 +180,30 @@ impl Writer {
     async fn write(&self, i: u64, payload: &Bytes) -> anyhow::Result<Pending> {
         Ok(match self {
             Writer::S3wal(log) => Pending::S3wal(log.append(payload.clone()).await?),
-            Writer::Slate(db) => Pending::Slate(
+            Writer::Slate(db, _) => Pending::Slate(
                 db.put_with_options(i.to_be_bytes(), payload, &PutOptions::default(), &WriteOptions::default()).await?,
             ),
+        })
+    }
+
+    /// Log or WAL PUTs so far: s3wal's batch PUTs (its opening's fence PUTs
+    /// left out); SlateDB's WAL objects (one PUT each; its opening writes one).
+    async fn puts(&self, stores: &Stores) -> anyhow::Result<u64> {
+        Ok(match self {
+            Writer::S3wal(log) => {
+                let stats = log.stats();
+                stats.puts - stats.recovery.puts
+            }
+            Writer::Slate(_, wal) => {
+                stores.slate.list(Some(wal)).try_fold(0u64, |n, _| async move { Ok(n + 1) }).await?
+            }
         })
     }
 
     async fn close(self) -> anyhow::Result<()> {
         match self {
             Writer::S3wal(log) => log.shutdown().await?,
-            Writer::Slate(db) => db.close().await?,
+            Writer::Slate(db, _) => db.close().await?,
         }
         Ok(())
     }
@@ -198,6 +215,8 @@ struct Measured {
     elapsed: Duration,
     /// p50, p90, p99, max (zero for W2).
     latency: [Duration; 4],
+    /// Log or WAL PUTs made during the measurement.
+    puts: u64,
 }
 
 impl Measured {
@@ -238,7 +257,7 @@ async fn closed_loop(w: &Writer, producers: usize, size: usize, limit: Duration,
     }
     let elapsed = started.elapsed();
     let commits = latencies.len() as u64;
-    Ok(Measured { commits, bytes: commits * size as u64, elapsed, latency: latencies.percentiles() })
+    Ok(Measured { commits, bytes: commits * size as u64, elapsed, latency: latencies.percentiles(), puts: 0 })
 }
 
 /// W2: write as fast as the system accepts; durability is awaited at the end.
@@ -255,24 +274,47 @@ async fn open_loop(w: &Writer, size: usize, limit: Duration, max: u64) -> anyhow
         last.durable().await?;
     }
     let elapsed = started.elapsed();
-    Ok(Measured { commits, bytes: commits * size as u64, elapsed, latency: [Duration::ZERO; 4] })
+    Ok(Measured { commits, bytes: commits * size as u64, elapsed, latency: [Duration::ZERO; 4], puts: 0 })
 }
 
 /// One measurement on a fresh writer, bounded in time even if a system hangs.
 async fn measure(stores: &Stores, system: System, args: &Args, workload: Workload) -> anyhow::Result<Measured> {
     let limit = Duration::from_secs_f64(args.seconds);
     let w = stores.open(system).await?;
+    let puts_before = w.puts(stores).await?;
     let run = async {
         match workload {
             Workload::W1 { producers } => closed_loop(&w, producers, 100, limit, args.max_commits).await,
             Workload::W2 { size } => open_loop(&w, size, limit, args.max_commits).await,
         }
     };
-    let m = tokio::time::timeout(limit + Duration::from_secs(60), run)
+    let mut m = tokio::time::timeout(limit + Duration::from_secs(60), run)
         .await
         .with_context(|| format!("{} {workload:?} did not finish in time", system.name()))??;
+    m.puts = w.puts(stores).await? - puts_before;
     w.close().await.with_context(|| format!("closing {}", system.name()))?;
     Ok(m)
+}
+
+/// The two S3 clients alone: `n` create-if-absent PUTs of `size` bytes, one
+/// at a time, alternating s3wal's `S3Store` (aws-sdk-s3) and SlateDB's
+/// `object_store` so both see the same server load. p50 and p99 of each.
+async fn raw_put_latency(stores: &Stores, n: usize, size: usize) -> anyhow::Result<[[Duration; 4]; 2]> {
+    let body = Bytes::from(vec![5u8; size]);
+    let (mut wal, mut slate) = (Latencies::default(), Latencies::default());
+    for i in 0..n {
+        let t0 = Instant::now();
+        match stores.wal.put_if_absent(&format!("probe-s3store/{i}"), body.clone(), &[]).await {
+            s3wal::PutOutcome::Created => wal.push(t0.elapsed()),
+            other => bail!("S3Store probe PUT answered {other:?}"),
+        }
+        let t0 = Instant::now();
+        let path = Path::from(format!("{}/probe-object-store/{i}", stores.prefix));
+        let opts = StorePutOptions { mode: PutMode::Create, ..StorePutOptions::default() };
+        stores.slate.put_opts(&path, PutPayload::from(body.clone()), opts).await?;
+        slate.push(t0.elapsed());
+    }
+    Ok([wal.percentiles(), slate.percentiles()])
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -308,6 +350,7 @@ async fn main() -> anyhow::Result<()> {
         "workload", "P", "system", "commits/s", "p50", "p90", "p99", "max"
     );
     let mut ratios = Vec::new();
+    let mut puts_lines = Vec::new();
     let mut target = None;
     for &p in &args.producers {
         let mut best: [Option<Measured>; 3] = [None, None, None];
@@ -333,6 +376,14 @@ async fn main() -> anyhow::Result<()> {
                 ms(max)
             );
         }
+        let puts: Vec<String> = SYSTEMS
+            .iter()
+            .zip([&a, &d, &t])
+            .map(|(s, m)| {
+                format!("{} {} ({:.1} commits/PUT)", s.name(), m.puts, m.commits as f64 / m.puts.max(1) as f64)
+            })
+            .collect();
+        puts_lines.push(format!("PUTs at {p} producers: {}", puts.join(", ")));
         for (system, m) in SYSTEMS[1..].iter().zip([&d, &t]) {
             ratios.push(ratio_line(&format!("at {p} producers"), &a, m, &system.name(), true));
         }
@@ -359,6 +410,19 @@ async fn main() -> anyhow::Result<()> {
         for (system, m) in SYSTEMS[1..].iter().zip(&ms_[1..]) {
             ratios.push(ratio_line(&format!("W2 {size}B"), &ms_[0], m, &system.name(), false));
         }
+    }
+    let [wal, slate] = raw_put_latency(&stores, 200, 4096).await?;
+    println!(
+        "\nraw PUT latency, 200 create-if-absent PUTs of 4 KiB one at a time: \
+         s3wal S3Store p50 {} p99 {}; object_store p50 {} p99 {}",
+        ms(wal[0]),
+        ms(wal[2]),
+        ms(slate[0]),
+        ms(slate[2])
+    );
+    println!();
+    for line in puts_lines {
+        println!("{line}");
     }
     println!();
     for line in ratios {
