@@ -21,6 +21,10 @@ lint:
 bench-store *ARGS:
     cargo run --release -- bench {{ARGS}}
 
+# s3wal against SlateDB on moto (bench/peers, its own workspace; see BENCHMARKS.md).
+bench-peers *ARGS:
+    ./scripts/bench-peers.sh {{ARGS}}
+
 # The simulator: one seed, a sweep, a replay.
 sim-run SEED:
     cargo run -p s3wal-sim --release -- run --seed {{SEED}} --trace
