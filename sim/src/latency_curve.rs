@@ -92,7 +92,8 @@ pub fn measure(setup: &CurveSetup, config: ValidConfig, load: Load) -> anyhow::R
 pub fn round_trip(knobs: &LatencyKnobs, seed: u64, body_len: usize) -> (Duration, Duration) {
     let model = LatencyModel::new(knobs.clone());
     let mut rng = stream(seed, Stream::Reference);
-    let mut trips: Vec<Duration> = (0..REFERENCE_DRAWS).map(|_| model.timing(&mut rng, body_len).round_trip()).collect();
+    let mut trips: Vec<Duration> =
+        (0..REFERENCE_DRAWS).map(|_| model.timing(&mut rng, body_len).round_trip()).collect();
     (percentile(&mut trips, 0.50), percentile(&mut trips, 0.99))
 }
 
@@ -342,17 +343,21 @@ pub struct Candidate {
     pub config: ValidConfig,
 }
 
-/// The default config and a few neighbours: a wider window, the shortest
-/// batch timeout `Config::validate` allows in practice (zero is refused)
-/// and a longer one.
+/// The default config and its neighbours: narrower and wider windows, a
+/// near-zero batch timeout (`Config::validate` refuses zero) and longer ones.
 pub fn candidates() -> anyhow::Result<Vec<Candidate>> {
     let default = Config::default();
+    let window = |n: u32| Config { max_in_flight_requests: n, target_pool_size: 2 * n, ..default.clone() };
+    let timeout = |d: Duration| Config { batch_timeout: d, ..default.clone() };
     let variants = [
         ("default (1 ms, 1 MiB, window 50)", default.clone()),
-        ("window 100", Config { max_in_flight_requests: 100, target_pool_size: 200, ..default.clone() }),
-        ("window 20", Config { max_in_flight_requests: 20, ..default.clone() }),
-        ("batch_timeout 0.1 ms", Config { batch_timeout: Duration::from_micros(100), ..default.clone() }),
-        ("batch_timeout 5 ms", Config { batch_timeout: Duration::from_millis(5), ..default }),
+        ("window 20", window(20)),
+        ("window 100", window(100)),
+        ("batch_timeout 0.1 ms", timeout(Duration::from_micros(100))),
+        ("batch_timeout 2 ms", timeout(Duration::from_millis(2))),
+        ("batch_timeout 5 ms", timeout(Duration::from_millis(5))),
+        ("batch_timeout 10 ms", timeout(Duration::from_millis(10))),
+        ("window 100, batch_timeout 5 ms", Config { batch_timeout: Duration::from_millis(5), ..window(100) }),
     ];
     variants
         .into_iter()
@@ -502,7 +507,8 @@ impl CurveReport {
 
     /// Every candidate at the same offered loads, with its own peak.
     fn render_comparison(&self, out: &mut String) {
-        let _ = write!(out, "\nsame offered loads (fractions of the default's peak):\n{:<33} {:>10}", "config", "peak c/s");
+        let _ =
+            write!(out, "\nsame offered loads (fractions of the default's peak):\n{:<33} {:>10}", "config", "peak c/s");
         for f in FRACTIONS {
             let pct = f * 100.0;
             let _ = write!(out, " {:>9} {:>9} {:>7}", format!("p50@{pct:.0}%"), format!("p99@{pct:.0}%"), "PUTs/s");

@@ -64,7 +64,7 @@ enum Command {
         #[arg(long, default_value_t = 4096)]
         commit_size: usize,
         /// Simulated seconds measured per load, after the warmup.
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, default_value_t = 10.0)]
         seconds: f64,
         /// Simulated seconds of warmup per load.
         #[arg(long, default_value_t = 1.0)]

@@ -108,7 +108,9 @@ fn print_costs(rows: &[CostRow]) {
             r.per_gb * DOLLARS_PER_1000_PUTS / 1000.0
         );
     }
-    println!("($/GB at ${DOLLARS_PER_1000_PUTS} per 1,000 PUTs, S3 Standard us-east-1 list price; storage not included)");
+    println!(
+        "($/GB at ${DOLLARS_PER_1000_PUTS} per 1,000 PUTs, S3 Standard us-east-1 list price; storage not included)"
+    );
 }
 
 #[derive(Copy, Clone, Debug, PartialEq)]

@@ -16,6 +16,11 @@
 //!   not give pages back by itself. `malloc_trim` does, so a background
 //!   thread calls it a few times a second.
 //!
+//! Together: 424 → 338 MiB at a 256 MiB budget, 111 → 74 MiB at 32 MiB.
+//! Trimming every 50 ms instead of 200 ms changed nothing measurable: what
+//! remains is mostly live (recycled batch buffers, per-commit ack senders,
+//! the runtime) plus short bursts of payloads not yet copied.
+//!
 //! Other allocators have their own habits (Debian's mimalloc 2.0 gave 368
 //! MiB in the same run); the library itself allocates nothing per commit
 //! beyond what the budget counts.
