@@ -8,9 +8,19 @@ demo:
 test:
     ./scripts/test.sh
 
-# Benchmarks of the state machine and the object format.
+# Every benchmark but the SlateDB peer (machine quick run, s3wal bench on a
+# private moto, the simulator's latency curve, peak RSS), then one summary
+# table; outputs in target/bench-results/ (scripts/bench.sh).
 bench:
+    ./scripts/bench.sh
+
+# Benchmarks of the state machine and the object format, full length.
+bench-machine:
     cargo bench --bench machine
+
+# Peak RSS of `s3wal load` under overload against its byte budget.
+bench-rss:
+    ./scripts/rss.sh
 
 # Lints only.
 lint:
@@ -31,6 +41,10 @@ sim-run SEED:
 
 sim-sweep SEEDS="0..2000":
     cargo run -p s3wal-sim --release -- sweep --seeds {{SEEDS}}
+
+# Commit→durable latency at 10/50/90 % of peak under the S3 latency model.
+sim-latency *ARGS:
+    cargo run -p s3wal-sim --release -- latency {{ARGS}}
 
 sim-replay SEED:
     cargo run -p s3wal-sim --release -- replay --seed {{SEED}}

@@ -47,6 +47,27 @@ impl LatencyKnobs {
             processing: (Duration::from_micros(200), Duration::from_millis(8)),
         }
     }
+
+    /// One fixed, realistic S3 (same region, from EC2), for measuring latency
+    /// rather than hunting bugs: a small PUT's round trip is about 25 ms at
+    /// the median (two 10 ms legs and a few ms of processing), about one PUT
+    /// in a hundred has a leg in a Pareto tail from 80 ms (median ≈ 130 ms,
+    /// capped at 2 s), and one connection uploads about 80 MB/s. These are
+    /// the orders of magnitude AWS documents ("100–200 ms" for the slow
+    /// requests worth retrying) and single-stream PUT throughput measured
+    /// in-region; [`LatencyKnobs::draw`] spans far wider on purpose.
+    pub fn typical_s3() -> LatencyKnobs {
+        LatencyKnobs {
+            median: Duration::from_millis(10),
+            sigma: 0.3,
+            tail_probability: 0.005,
+            tail_floor: Duration::from_millis(80),
+            tail_alpha: 1.5,
+            cap: Duration::from_secs(2),
+            bytes_per_ms: 80_000,
+            processing: (Duration::from_millis(1), Duration::from_millis(6)),
+        }
+    }
 }
 
 /// The timeline of one request that reaches the store.
@@ -133,6 +154,17 @@ mod tests {
         assert!((100..400).contains(&slow), "about 1% in the tail, got {slow}");
         assert!(legs.iter().all(|d| *d <= Duration::from_secs(3)));
         assert!(legs[legs.len() - 1] > Duration::from_millis(800), "the tail reaches far");
+    }
+
+    #[test]
+    fn typical_s3_has_a_round_trip_of_tens_of_ms_and_a_long_tail() {
+        let model = LatencyModel::new(LatencyKnobs::typical_s3());
+        let mut rng = stream(3, Stream::Latency);
+        let mut trips: Vec<Duration> = (0..20_000).map(|_| model.timing(&mut rng, 4096).round_trip()).collect();
+        trips.sort();
+        let (p50, p99) = (trips[trips.len() / 2], trips[trips.len() * 99 / 100]);
+        assert!((Duration::from_millis(20)..Duration::from_millis(30)).contains(&p50), "{p50:?}");
+        assert!(p99 > Duration::from_millis(60), "a long tail: p99 {p99:?}");
     }
 
     #[test]

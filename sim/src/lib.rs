@@ -22,6 +22,7 @@ pub mod faults;
 pub mod instance;
 pub mod knobs;
 pub mod latency;
+pub mod latency_curve;
 pub mod log_prefix;
 pub mod report;
 pub mod s3_model;

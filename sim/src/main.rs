@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use s3wal_sim::latency::LatencyKnobs;
+use s3wal_sim::latency_curve::{run_curve, CurveSetup};
 use s3wal_sim::trace::excerpt;
 use s3wal_sim::{run_seed, PlantedBug, RunOptions, RunReport, StartMode, SweepSummary};
 
@@ -50,6 +52,23 @@ enum Command {
     Scenario {
         /// The scenario file.
         path: std::path::PathBuf,
+    },
+    /// Commit→durable latency at 10, 50 and 90 % of peak under the S3
+    /// latency model, no faults; the default config against a few others.
+    Latency {
+        /// Seeds the arrivals and the latencies.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Bytes per commit (latency depends on bytes/s; smaller commits only
+        /// take longer to simulate).
+        #[arg(long, default_value_t = 4096)]
+        commit_size: usize,
+        /// Simulated seconds measured per load, after the warmup.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Simulated seconds of warmup per load.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
     },
     /// Re-run a seed with its trace and print the lines around its failure.
     Replay {
@@ -132,6 +151,17 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(exit_code(report.outcome.passed()))
         }
         Command::Replay { seed, context, world } => Ok(replay(seed, context, world.options(true))),
+        Command::Latency { seed, commit_size, seconds, warmup } => {
+            let setup = CurveSetup {
+                seed,
+                latency: LatencyKnobs::typical_s3(),
+                commit_size,
+                warmup: Duration::try_from_secs_f64(warmup).context("--warmup")?,
+                measure: Duration::try_from_secs_f64(seconds).context("--seconds")?,
+            };
+            print!("{}", run_curve(&setup)?.render());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -24,6 +24,9 @@ pub enum Stream {
     Takeovers = 5,
     /// New instances' identities, crash and restart delays.
     Instances = 6,
+    /// Draws that describe a model instead of driving a run: the latency
+    /// curve's reference PUT round trip.
+    Reference = 7,
 }
 
 /// The generator for `stream` of `seed`.

@@ -14,7 +14,7 @@ use s3wal::store::{ObjectStore, Prefixed};
 use s3wal::PutOutcome;
 
 use crate::load::Tuning;
-use crate::report::{ms, Latencies};
+use crate::report::{batch_puts, ms, Latencies};
 use crate::store_arg::StoreArgs;
 
 #[derive(Args, Debug)]
@@ -37,12 +37,18 @@ pub struct BenchArgs {
     pub tuning: Tuning,
 }
 
+/// What S3 Standard charges per 1,000 PUTs (us-east-1 list price), for the
+/// cost table's dollar column.
+const DOLLARS_PER_1000_PUTS: f64 = 0.005;
+
 /// One measurement's result.
 struct Measured {
     commits: u64,
     bytes: u64,
     elapsed: Duration,
     latencies: Latencies,
+    /// PUTs that carried commits (the opening's fence PUTs not counted).
+    puts: u64,
 }
 
 impl Measured {
@@ -53,6 +59,58 @@ impl Measured {
     fn mb_per_sec(&self) -> f64 {
         self.bytes as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e6
     }
+
+    fn puts_per_1000_commits(&self) -> f64 {
+        self.puts as f64 * 1000.0 / self.commits.max(1) as f64
+    }
+
+    fn puts_per_gb(&self) -> f64 {
+        self.puts as f64 / (self.bytes.max(1) as f64 / 1e9)
+    }
+}
+
+/// One row of the cost table: what a workload's commits cost in PUTs.
+struct CostRow {
+    workload: String,
+    producers: String,
+    commits: u64,
+    puts: u64,
+    per_1000: f64,
+    per_gb: f64,
+}
+
+impl CostRow {
+    fn new(workload: String, producers: String, m: &Measured) -> CostRow {
+        let (per_1000, per_gb) = (m.puts_per_1000_commits(), m.puts_per_gb());
+        CostRow { workload, producers, commits: m.commits, puts: m.puts, per_1000, per_gb }
+    }
+}
+
+/// PUT requests per 1,000 commits and per GB of commits, s3wal at its
+/// default settings: what a user multiplies by their request price.
+fn print_costs(rows: &[CostRow]) {
+    println!(
+        "\nrequests (s3wal, default config; fence PUTs of each open not counted; naive = 1,000 per 1,000 commits)"
+    );
+    println!(
+        "{:<12} {:>4} {:>10} {:>8} {:>15} {:>12} {:>12}",
+        "workload", "P", "commits", "PUTs", "PUTs/1k commits", "PUTs/GB", "$/GB PUTs"
+    );
+    for r in rows {
+        println!(
+            "{:<12} {:>4} {:>10} {:>8} {:>15.2} {:>12.0} {:>12.4}",
+            r.workload,
+            r.producers,
+            r.commits,
+            r.puts,
+            r.per_1000,
+            r.per_gb,
+            r.per_gb * DOLLARS_PER_1000_PUTS / 1000.0
+        );
+    }
+    println!(
+        "($/GB at ${DOLLARS_PER_1000_PUTS} per 1,000 PUTs, S3 Standard us-east-1 list price; storage not included)"
+    );
 }
 
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -81,6 +139,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "workload", "P", "system", "commits/s", "p50", "p90", "p99", "max"
     );
     let mut ratio_at_64 = None;
+    let mut costs = Vec::new();
     for &p in &args.producers {
         let mut best: [Option<Measured>; 2] = [None, None];
         for _ in 0..args.rounds {
@@ -93,6 +152,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
         let [Some(mut a), Some(mut b)] = best else { continue };
+        costs.push(CostRow::new("W1 100B".into(), p.to_string(), &a));
         print_row("W1 100B", p, "s3wal", &mut a);
         print_row("W1 100B", p, "naive", &mut b);
         let ratio = a.per_sec() / b.per_sec().max(1e-9);
@@ -105,6 +165,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for size in [100usize, 4096] {
         let store = Prefixed::new(Arc::clone(&root), &next_prefix());
         let m = open_loop(store, size, limit, args.max_commits, &args.tuning).await?;
+        costs.push(CostRow::new(format!("W2 {size}B"), "-".into(), &m));
         println!(
             "{:<12} {:>4} {:>7} {:>12.0} {:>9.2}",
             format!("W2 {size}B"),
@@ -117,6 +178,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let store = Prefixed::new(Arc::clone(&root), &next_prefix());
     let raw = raw_puts(store, 1 << 20, 16, limit).await?;
     println!("{:<12} {:>4} {:>7} {:>12.0} {:>9.2}", "raw 1MiB PUT", 16, "store", raw.per_sec(), raw.mb_per_sec());
+    print_costs(&costs);
     if let Some(ratio) = ratio_at_64 {
         println!("\nratio vs naive at 64 producers: {ratio:.1}x");
     }
@@ -189,11 +251,15 @@ async fn closed_loop<S: ObjectStore + Clone>(
         latencies.extend(t.await??);
     }
     let elapsed = started.elapsed();
-    if let Some(log) = log {
-        log.shutdown().await?;
-    }
     let commits = latencies.len() as u64;
-    Ok(Measured { commits, bytes: commits * size as u64, elapsed, latencies })
+    let puts = match log {
+        Some(log) => {
+            log.shutdown().await?;
+            batch_puts(&log.stats())
+        }
+        None => commits,
+    };
+    Ok(Measured { commits, bytes: commits * size as u64, elapsed, latencies, puts })
 }
 
 /// W2: append as fast as the byte budget allows; durability is awaited at the end.
@@ -219,7 +285,8 @@ async fn open_loop<S: ObjectStore + Clone>(
     }
     let elapsed = started.elapsed();
     log.shutdown().await?;
-    Ok(Measured { commits, bytes: commits * size as u64, elapsed, latencies: Latencies::default() })
+    let puts = batch_puts(&log.stats());
+    Ok(Measured { commits, bytes: commits * size as u64, elapsed, latencies: Latencies::default(), puts })
 }
 
 /// The store's raw bandwidth: `parallel` streams of `size`-byte PUTs.
@@ -252,5 +319,5 @@ async fn raw_puts<S: ObjectStore + Clone>(
         puts += t.await??;
     }
     let elapsed = started.elapsed();
-    Ok(Measured { commits: puts, bytes: puts * size as u64, elapsed, latencies: Latencies::default() })
+    Ok(Measured { commits: puts, bytes: puts * size as u64, elapsed, latencies: Latencies::default(), puts })
 }

@@ -17,7 +17,7 @@ use s3wal::driver::{Log, OpenOptions};
 use s3wal::{CommitSeq, Config};
 use tokio::sync::mpsc;
 
-use crate::report::{throughput, Latencies};
+use crate::report::{batch_puts, throughput, Latencies};
 use crate::store_arg::StoreArgs;
 
 #[derive(Args, Debug)]
@@ -39,6 +39,15 @@ pub struct LoadArgs {
     /// Commit bytes are a pure function of (seed, sequence number).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Stop issuing commits after this many seconds (whichever of this and
+    /// --commits comes first).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Producers do not await each commit's durability: they append as fast
+    /// as the byte budget lets them, an overload when they outrun the store
+    /// (no ack latency is measured).
+    #[arg(long, conflicts_with = "ack_log")]
+    pub open_loop: bool,
     /// Append `SEQ<TAB>CRC32C` for every acknowledged commit, in order, flushed as acked.
     #[arg(long, value_name = "FILE")]
     pub ack_log: Option<PathBuf>,
@@ -100,48 +109,43 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let (acks_tx, acks_rx) = mpsc::unbounded_channel::<(CommitSeq, u32)>();
     let writer = args.ack_log.clone().map(|path| tokio::spawn(write_ack_log(path, first, acks_rx)));
     let started = Instant::now();
+    let deadline = args.seconds.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
     let issued = Arc::new(AtomicU64::new(0));
     let mut producers = Vec::new();
     for _ in 0..args.producers.max(1) {
-        let (log, issued, acks) = (log.clone(), Arc::clone(&issued), acks_tx.clone());
-        let (total, size, seed, rate) = (args.commits, args.commit_size, args.seed, args.rate);
-        let track = args.ack_log.is_some();
-        producers.push(tokio::spawn(async move {
-            let mut latencies = Latencies::default();
-            loop {
-                let i = issued.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return Ok::<_, anyhow::Error>(latencies);
-                }
-                if let Some(rate) = rate {
-                    tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
-                }
-                let t0 = Instant::now();
-                let appended = log.append_with(size, |seq| payload(seed, seq, size)).await?;
-                let seq = appended.seq;
-                appended.durable().await?;
-                latencies.push(t0.elapsed());
-                if track {
-                    let _ = acks.send((seq, s3wal::format::checksum(&payload(seed, seq, size))));
-                }
-            }
-        }));
+        let producer = Producer {
+            log: log.clone(),
+            issued: Arc::clone(&issued),
+            acks: args.ack_log.is_some().then(|| acks_tx.clone()),
+            total: args.commits,
+            size: args.commit_size,
+            seed: args.seed,
+            rate: args.rate,
+            started,
+            deadline,
+            open_loop: args.open_loop,
+        };
+        producers.push(tokio::spawn(producer.run()));
     }
     drop(acks_tx);
     let mut latencies = Latencies::default();
+    let mut n = 0;
     for p in producers {
-        latencies.extend(p.await.context("producer task panicked")??);
+        let produced = p.await.context("producer task panicked")??;
+        n += produced.commits;
+        latencies.extend(produced.latencies);
     }
     let elapsed = started.elapsed();
     if let Some(writer) = writer {
         writer.await.context("ack log task panicked")??;
     }
     log.shutdown().await.context("shutdown")?;
-    let n = latencies.len() as u64;
     println!("{}", throughput(n, n * args.commit_size as u64, elapsed));
-    println!("{}", latencies.summary());
+    if !args.open_loop {
+        println!("{}", latencies.summary());
+    }
     let stats = log.stats();
-    let puts = stats.puts - stats.recovery.puts;
+    let puts = batch_puts(&stats);
     println!(
         "{} batches in {puts} PUTs ({:.1} commits per PUT); opening took {} fence PUTs, {} HEADs, {} LIST",
         stats.batches,
@@ -151,6 +155,72 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         stats.recovery.lists
     );
     Ok(())
+}
+
+/// One producer's share of a load.
+struct Producer {
+    log: Log,
+    /// Commit numbers handed out to every producer: the run's bound.
+    issued: Arc<AtomicU64>,
+    /// Where acknowledged commits go, when an ack log is kept.
+    acks: Option<mpsc::UnboundedSender<(CommitSeq, u32)>>,
+    total: u64,
+    size: usize,
+    seed: u64,
+    rate: Option<f64>,
+    started: Instant,
+    /// No commit is issued after it.
+    deadline: Option<Instant>,
+    open_loop: bool,
+}
+
+/// What one producer did.
+#[derive(Default)]
+struct Produced {
+    commits: u64,
+    latencies: Latencies,
+}
+
+impl Producer {
+    /// Appends until the run's commits are all issued or the deadline
+    /// passes. Closed loop, each commit's durability is awaited before the
+    /// next (and timed); open loop, only the last one's, at the end.
+    async fn run(self) -> anyhow::Result<Produced> {
+        let mut produced = Produced::default();
+        let mut last = None;
+        while let Some(i) = self.next_commit() {
+            if let Some(rate) = self.rate {
+                tokio::time::sleep_until((self.started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+            }
+            let t0 = Instant::now();
+            let (seed, size) = (self.seed, self.size);
+            let appended = self.log.append_with(size, |seq| payload(seed, seq, size)).await?;
+            produced.commits += 1;
+            if self.open_loop {
+                last = Some(appended);
+                continue;
+            }
+            let seq = appended.seq;
+            appended.durable().await?;
+            produced.latencies.push(t0.elapsed());
+            if let Some(acks) = &self.acks {
+                let _ = acks.send((seq, s3wal::format::checksum(&payload(seed, seq, size))));
+            }
+        }
+        if let Some(last) = last {
+            last.durable().await?;
+        }
+        Ok(produced)
+    }
+
+    /// The next commit's number, unless the run is over.
+    fn next_commit(&self) -> Option<u64> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        let i = self.issued.fetch_add(1, Ordering::Relaxed);
+        (i < self.total).then_some(i)
+    }
 }
 
 /// Writes acks in sequence order, each line flushed before the next.

@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod load;
+mod memory;
 mod replay;
 mod report;
 mod store_arg;
@@ -43,6 +44,7 @@ enum Command {
 pub struct UsageError(String);
 
 fn main() -> ExitCode {
+    memory::bound_allocator_retention();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -38,6 +38,12 @@ impl Latencies {
     }
 }
 
+/// PUTs that carried batches: every PUT but the opening's fences (what a
+/// steady writer costs, apart from the one-off cost of opening the log).
+pub fn batch_puts(stats: &s3wal::Stats) -> u64 {
+    stats.puts - stats.recovery.puts
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.2}ms", d.as_secs_f64() * 1000.0)
 }
