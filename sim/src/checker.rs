@@ -17,6 +17,7 @@ use s3wal::{CommitRange, CommitSeq, Epoch, Failure, Refused, Time};
 
 use crate::instance::InstanceId;
 use crate::log_prefix::{LogPrefix, ObjectCache};
+use crate::reader_read::read_all;
 use crate::s3_model::S3Model;
 use crate::trace::Range;
 
@@ -490,6 +491,7 @@ impl Checker {
         let last = self.ledgers.keys().next_back().copied().unwrap_or(InstanceId(0));
         self.checkpoint_store(at, last, store)?;
         self.check_acked_in_log(at)?;
+        self.check_reader_agrees(at, store)?;
         for (&instance, l) in &self.ledgers {
             let v = violation(Invariant::Liveness, at, instance);
             self.check(l.ended(), || {
@@ -501,6 +503,31 @@ impl Checker {
             })?;
         }
         Ok(())
+    }
+
+    /// Invariant 2 through the library's [`Reader`](s3wal::reader::Reader):
+    /// it reads exactly the commits the valid-log rule read (the oracle was
+    /// compared with those above).
+    fn check_reader_agrees(&self, at: Time, store: &S3Model) -> Checked {
+        let v = violation(Invariant::AckedInLog, at, InstanceId(0));
+        let log = match (read_all(store), self.prefix.blocked()) {
+            (Ok(log), _) => log,
+            // A broken bucket: the reader refuses it; the checks above say why.
+            (Err(_), Some(_)) => return Ok(()),
+            (Err(e), None) => {
+                return self.check(false, || v(format!("the library's reader failed on a valid log: {e}")))
+            }
+        };
+        let expected = self.prefix.commits();
+        let differs = first_difference(&log, expected);
+        self.check(differs.is_none(), || {
+            v(format!(
+                "the library's reader read {} commits, the valid-log rule {}; they first differ at #{}",
+                log.len(),
+                expected.len(),
+                differs.unwrap_or_default()
+            ))
+        })
     }
 
     /// Invariant 2: the log read afresh from the store with the library's
@@ -529,6 +556,12 @@ impl Checker {
     }
 }
 
+/// Where a read `(seq, bytes)` list first differs from commits `0, 1, …`.
+fn first_difference(read: &[(CommitSeq, Bytes)], rule: &[Bytes]) -> Option<usize> {
+    (0..read.len().max(rule.len()))
+        .find(|&i| read.get(i).map(|(seq, bytes)| (*seq, bytes)) != rule.get(i).map(|b| (CommitSeq(i as u64), b)))
+}
+
 fn never_started(at: Time, instance: InstanceId) -> Violation {
     let detail = "an instance that was never started reported something".into();
     Violation { invariant: Invariant::Contract, at, instance, detail }
@@ -542,6 +575,23 @@ fn violation(invariant: Invariant, at: Time, instance: InstanceId) -> impl Fn(St
 mod tests {
     use super::*;
     use crate::test_objects::put_batch;
+
+    #[test]
+    fn the_reader_reads_what_the_rule_reads_and_a_difference_is_found() {
+        let mut store = S3Model::new();
+        put_batch(&mut store, 0, 0, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        put_batch(&mut store, 1, 2, vec![Bytes::from_static(b"c")]);
+        let read = read_all(&store).expect("a valid log");
+        let rule = LogPrefix::read(&store, &mut ObjectCache::default());
+        assert_eq!(first_difference(&read, rule.commits()), None);
+        assert_eq!(read.len(), 3);
+        assert_eq!(first_difference(&read[..2], rule.commits()), Some(2), "one commit short");
+        let mut changed = read.clone();
+        changed[1].1 = Bytes::from_static(b"B");
+        assert_eq!(first_difference(&changed, rule.commits()), Some(1), "other bytes");
+        changed[1] = (CommitSeq(7), Bytes::from_static(b"b"));
+        assert_eq!(first_difference(&changed, rule.commits()), Some(1), "another number");
+    }
     use s3wal::Position;
 
     const L1: InstanceId = InstanceId(1);

@@ -24,6 +24,7 @@ pub mod knobs;
 pub mod latency;
 pub mod latency_curve;
 pub mod log_prefix;
+pub mod reader_read;
 pub mod report;
 pub mod s3_model;
 pub mod sampling;

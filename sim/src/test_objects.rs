@@ -2,7 +2,7 @@
 //! library's header touches one function.
 
 use bytes::Bytes;
-use s3wal::format::{encode_batch, Header, ObjectKind};
+use s3wal::format::{encode_batch, Header, ObjectKind, TAG_METADATA_KEY};
 use s3wal::{CommitSeq, Epoch, LeaderId, Position, Time};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ pub fn put_batch(store: &mut S3Model, position: u64, first_seq: u64, commits: Ve
         checkpoint: Default::default(),
         window: 1,
     };
-    let (body, _) = encode_batch(header, &commits);
-    let object = StoredObject { body, metadata: Vec::new() };
+    let (body, tag) = encode_batch(header, &commits);
+    let object = StoredObject { body, metadata: vec![(TAG_METADATA_KEY.to_owned(), tag.to_metadata_value())] };
     store.put_if_absent(&Position(position).key(), object, Time::ZERO, Duration::ZERO);
 }
