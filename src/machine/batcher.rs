@@ -44,7 +44,8 @@ impl OpenBatch {
 /// Why the open batch may be sent now.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum SendNow {
-    /// Nothing is in flight: send at once (the idle fast path).
+    /// Nothing is in flight: send at once (the idle fast path), unless the
+    /// batcher is waiting for a wave of producers (see [`Batcher::expect_wave`]).
     Idle,
     /// A shutdown is draining: send whatever is collected.
     Draining,
@@ -63,6 +64,9 @@ pub(crate) struct Batcher {
     /// lone commit does not pin a threshold-sized buffer.
     last_encoded: usize,
     spare: Vec<BytesMut>,
+    /// How many commits the idle fast path waits for (at most until the time
+    /// trigger). 1 except right after an ack wave emptied the window.
+    idle_quorum: u64,
 }
 
 impl Batcher {
@@ -74,7 +78,23 @@ impl Batcher {
             sealed: VecDeque::new(),
             last_encoded: MIN_CAPACITY,
             spare: Vec::new(),
+            idle_quorum: 1,
         }
+    }
+
+    /// An ack wave released `released` commits and left nothing in flight.
+    ///
+    /// Producers that wait for durability before their next commit (a closed
+    /// loop, like concurrent transactions) come back within microseconds of
+    /// the wave. Sending the first of them alone would split every round into
+    /// two PUTs: one commit, then the rest a moment later. So the idle fast
+    /// path waits until the batch holds as many commits as the wave released
+    /// plus those already collecting, or until the time trigger, whichever
+    /// comes first. A lone producer's wave is one commit: it still goes at
+    /// once.
+    pub fn expect_wave(&mut self, released: u64) {
+        let collecting = self.open.as_ref().map_or(0, |open| u64::from(open.builder.count()));
+        self.idle_quorum = released.saturating_add(collecting).max(1);
     }
 
     /// Takes back a durable batch's buffer, if nobody else holds it.
@@ -126,6 +146,7 @@ impl Batcher {
 
     fn seal_open(&mut self) {
         if let Some(open) = self.open.take() {
+            self.idle_quorum = 1;
             self.last_encoded = open.encoded_bytes as usize;
             self.sealed.push_back(open.seal());
         }
@@ -134,8 +155,16 @@ impl Batcher {
     /// Whether [`Batcher::take_ready`] would return a batch.
     #[inline]
     pub fn has_ready(&self, now: Time, send: SendNow) -> bool {
-        !self.sealed.is_empty()
-            || self.open.as_ref().is_some_and(|open| send != SendNow::IfTriggered || now >= open.deadline)
+        !self.sealed.is_empty() || self.open.as_ref().is_some_and(|open| self.open_is_due(open, now, send))
+    }
+
+    #[inline]
+    fn open_is_due(&self, open: &OpenBatch, now: Time, send: SendNow) -> bool {
+        match send {
+            SendNow::Draining => true,
+            SendNow::Idle => u64::from(open.builder.count()) >= self.idle_quorum || now >= open.deadline,
+            SendNow::IfTriggered => now >= open.deadline,
+        }
     }
 
     /// The next batch to send, if one is ready at `now`.
@@ -143,11 +172,7 @@ impl Batcher {
     pub fn take_ready(&mut self, now: Time, send: SendNow) -> Option<SealedBatch> {
         if self.sealed.is_empty() {
             let open = self.open.as_ref()?;
-            let due = match send {
-                SendNow::Idle | SendNow::Draining => true,
-                SendNow::IfTriggered => now >= open.deadline,
-            };
-            if !due {
+            if !self.open_is_due(open, now, send) {
                 return None;
             }
             self.seal_open();
@@ -167,6 +192,7 @@ impl Batcher {
 
     /// Throws away every unsent commit (the machine failed).
     pub fn clear(&mut self) {
+        self.idle_quorum = 1;
         self.open = None;
         self.sealed.clear();
     }

@@ -949,6 +949,9 @@ impl Persister {
             debug_assert_eq!(commits.start, self.durable_seq);
             self.durable_seq = commits.end;
             self.actions.push_back(Action::Durable { commits });
+            if self.window.is_empty() {
+                self.batcher.expect_wave(commits.len());
+            }
         }
         self.release_budget(released.payload_bytes);
         for body in released.bodies {

@@ -165,6 +165,50 @@ fn idle_fast_path_sends_the_first_commit_at_once() {
 }
 
 #[test]
+fn a_lone_producer_in_a_closed_loop_keeps_the_idle_fast_path() {
+    let mut h = Harness::new(config());
+    for round in 0..5u64 {
+        h.commit(b"txn");
+        let (request, position) = h.pending()[0];
+        assert_eq!(position, Position(round), "round {round}: sent at once, no timer waited for");
+        h.complete(request, PutOutcome::Created);
+    }
+    assert_eq!(h.durable_end(), CommitSeq(5));
+    assert_eq!(h.now, Time::ZERO);
+}
+
+#[test]
+fn after_an_ack_wave_the_idle_fast_path_waits_for_the_released_producers() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.commits(2, b"b");
+    assert_eq!(h.pending().len(), 1, "a went alone; the others collect while it is in flight");
+    h.complete_at(Position(0), PutOutcome::Created);
+    assert!(h.pending().is_empty(), "a's producer was released: wait for it (and the 2 collecting)");
+    h.commit(b"a again");
+    let (_, position) = h.pending()[0];
+    assert_eq!(position, Position(1), "sent the moment the wave's 3 commits are in, before any timer");
+    assert_eq!(decode(&h.puts[&h.pending_at(position)].body).unwrap().commits.len(), 3);
+    assert_eq!(h.now, Time::ZERO);
+}
+
+#[test]
+fn a_wave_whose_producers_do_not_return_leaves_at_the_time_trigger() {
+    let mut h = Harness::new(config());
+    h.commit(b"a");
+    h.advance(1);
+    h.commits(2, b"b");
+    h.complete_at(Position(0), PutOutcome::Created);
+    assert!(h.pending().is_empty());
+    assert_eq!(h.timer, Some(Time::from_millis(6)), "5 ms after the batch started collecting");
+    h.advance(4);
+    assert!(h.pending().is_empty());
+    h.advance(1);
+    let request = h.pending_at(Position(1));
+    assert_eq!(decode(&h.puts[&request].body).unwrap().commits.len(), 2, "a's producer never came back");
+}
+
+#[test]
 fn size_trigger_seals_a_batch_while_another_is_in_flight() {
     let mut h = Harness::new(config());
     h.commit(b"a");
