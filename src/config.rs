@@ -37,6 +37,12 @@ pub struct Config {
     /// How long the writer may sit idle before it probes the store, so a
     /// dead endpoint is found before a batch is sent to it.
     pub health_probe_interval: Duration,
+    /// A batch's PUT still unanswered after this long is sent once more, the
+    /// same bytes to the same key (a hedge), if the window has room; the
+    /// first answer that settles the position wins. Acks are ordered, so one
+    /// slow PUT delays every commit behind it: a hedge trades a few extra
+    /// PUTs for a shorter tail. `None` never hedges.
+    pub hedge_after: Option<Duration>,
 }
 
 impl Default for Config {
@@ -51,6 +57,7 @@ impl Default for Config {
             retry_max_delay: Duration::from_secs(10),
             byte_budget: 128 << 20,
             health_probe_interval: Duration::from_secs(5),
+            hedge_after: None,
         }
     }
 }
@@ -172,6 +179,12 @@ impl Config {
                 "must be > 0",
             ),
             check(
+                "hedge_after",
+                self.hedge_after.map_or_else(|| "none".into(), ms),
+                self.hedge_after.is_none_or(|d| !d.is_zero()),
+                "must be > 0 when set",
+            ),
+            check(
                 "byte_budget",
                 self.byte_budget,
                 self.byte_budget >= self.batch_size_threshold && self.byte_budget > 0,
@@ -235,6 +248,13 @@ mod tests {
     fn batch_size_threshold_must_be_positive() {
         let e = rejects(Config { batch_size_threshold: 0, ..Config::default() }, "batch_size_threshold");
         assert_eq!(e.value, "0");
+    }
+
+    #[test]
+    fn hedge_after_must_be_positive_when_set() {
+        let e = rejects(Config { hedge_after: Some(Duration::ZERO), ..Config::default() }, "hedge_after");
+        assert_eq!(e.value, "0ms");
+        assert!(Config { hedge_after: Some(Duration::from_millis(40)), ..Config::default() }.validate().is_ok());
     }
 
     #[test]

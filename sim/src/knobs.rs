@@ -111,7 +111,7 @@ impl RunKnobs {
     pub fn draw(seed: u64, commits: u64) -> RunKnobs {
         let mut rng = stream(seed, Stream::Knobs);
         let workload = WorkloadKnobs::draw(&mut rng, commits);
-        let config = draw_config(&mut rng, workload.sizes.max());
+        let config = with_hedging(draw_config(&mut rng, workload.sizes.max()), &mut stream(seed, Stream::Hedging));
         let identity = Identity { leader: LeaderId(rng.random()), nonce: rng.random(), jitter_seed: rng.random() };
         RunKnobs {
             config,
@@ -139,14 +139,15 @@ impl RunKnobs {
     pub fn config_summary(&self) -> String {
         let c = self.config.get();
         format!(
-            "window {} batch {}B/{}us retries {} base {}us max {}ms budget {}B",
+            "window {} batch {}B/{}us retries {} base {}us max {}ms budget {}B hedge {}",
             c.max_in_flight_requests,
             c.batch_size_threshold,
             c.batch_timeout.as_micros(),
             c.max_retry_attempts,
             c.retry_base_delay.as_micros(),
             c.retry_max_delay.as_millis(),
-            c.byte_budget
+            c.byte_budget,
+            c.hedge_after.map_or_else(|| "off".to_string(), |d| format!("{}us", d.as_micros()))
         )
     }
 }
@@ -163,7 +164,7 @@ fn draw_config(rng: &mut ChaCha8Rng, max_commit: usize) -> ValidConfig {
     // serialize everything: keep room for two of the largest.
     let budget_floor = batch_size_threshold.max(2 * max_commit as u64);
     let byte_budget = log_uniform_u64(rng, budget_floor, budget_floor.max(128 << 20));
-    let config = Config {
+    valid(Config {
         batch_timeout: uniform_duration(rng, Duration::from_millis(1), Duration::from_millis(20)),
         batch_size_threshold,
         max_in_flight_requests,
@@ -173,7 +174,19 @@ fn draw_config(rng: &mut ChaCha8Rng, max_commit: usize) -> ValidConfig {
         retry_max_delay,
         byte_budget,
         health_probe_interval: Duration::from_secs_f64(log_uniform(rng, 0.05, 10.0)),
-    };
+        hedge_after: None,
+    })
+}
+
+/// Half the runs hedge slow PUTs, after 2 to 200 ms: from far below the
+/// drawn round trips (hedging almost every PUT, so the two PUTs of a pair
+/// race and collide) to far above them.
+fn with_hedging(config: ValidConfig, rng: &mut ChaCha8Rng) -> ValidConfig {
+    let hedge_after = chance(rng, 0.5).then(|| Duration::from_secs_f64(log_uniform(rng, 0.002, 0.2)));
+    valid(Config { hedge_after, ..config.get().clone() })
+}
+
+fn valid(config: Config) -> ValidConfig {
     match config.clone().validate() {
         Ok(valid) => valid,
         Err(errors) => unreachable!("the simulator drew an invalid config {config:?}: {errors}"),

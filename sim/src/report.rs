@@ -122,6 +122,8 @@ pub struct InstanceReport {
     pub end: End,
     /// Whether it was paused while another took over.
     pub zombie: bool,
+    /// Slow PUTs it hedged (`Config::hedge_after`).
+    pub hedges: u64,
 }
 
 impl InstanceReport {

@@ -27,6 +27,9 @@ pub enum Stream {
     /// Draws that describe a model instead of driving a run: the latency
     /// curve's reference PUT round trip.
     Reference = 7,
+    /// Whether and when slow PUTs are hedged (a stream of its own, so that
+    /// adding the knob left every other draw of a seed unchanged).
+    Hedging = 8,
 }
 
 /// The generator for `stream` of `seed`.

@@ -11,6 +11,7 @@
 //! max_retry_attempts = 3
 //! batch_size_threshold = 4096
 //! batch_timeout_ms = 5.0
+//! hedge_after_ms = 30.0                # hedging is off unless set
 //! [workload]
 //! producers = 2
 //! arrival = "steady"                   # or "bursty"
@@ -71,6 +72,7 @@ struct ConfigOverrides {
     max_retry_attempts: Option<u32>,
     batch_size_threshold: Option<u64>,
     batch_timeout_ms: Option<f64>,
+    hedge_after_ms: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -155,6 +157,7 @@ impl Scenario {
         c.max_retry_attempts = o.max_retry_attempts.unwrap_or(c.max_retry_attempts);
         c.batch_size_threshold = o.batch_size_threshold.unwrap_or(c.batch_size_threshold);
         c.batch_timeout = o.batch_timeout_ms.map_or(c.batch_timeout, ms);
+        c.hedge_after = o.hedge_after_ms.map(ms);
         let w = &self.workload;
         if let Some(s) = &w.sizes {
             k.workload.sizes = match s.as_str() {

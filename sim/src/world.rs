@@ -338,6 +338,7 @@ impl World {
                 (r.epoch, r.acked) = (epoch, acked);
             }
             if let Some(i) = self.instances.get(&r.id) {
+                r.hedges = i.machine.stats().hedges;
                 r.end = match i.status {
                     Status::Starting => End::Running,
                     Status::Ready => End::Running,
@@ -478,6 +479,7 @@ impl World {
                 acked: CommitRange::new(CommitSeq(0), CommitSeq(0)),
                 end: End::Running,
                 zombie: false,
+                hedges: 0,
             },
         );
         self.trace.line(self.now, id, || format!("start: {how} as {leader}"));
@@ -748,9 +750,10 @@ impl World {
             return Ok(());
         };
         self.faults.count(FaultClass::Crash);
-        self.instances.remove(&id);
+        let crashed = self.instances.remove(&id);
         if let Some(life) = self.lives.get_mut(&id) {
             life.end = End::Crashed;
+            life.hedges = crashed.map_or(0, |i| i.machine.stats().hedges);
         }
         self.trace.line(self.now, "W", || format!("crash {id}"));
         self.checker.on_crash(self.now, id, &self.store)?;

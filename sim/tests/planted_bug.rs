@@ -22,9 +22,10 @@ fn created_without_writing_is_caught() {
         }
     }
     // A run can escape only if its instance fails (or crashes, or is
-    // deposed) before acking the lost position; most cannot.
+    // deposed) before acking the lost position, or if the PUT was hedged and
+    // its twin really wrote the object (half the runs hedge); most cannot.
     assert!(
-        caught.len() * 10 >= seeds.clone().count() * 7,
+        caught.len() * 10 >= seeds.clone().count() * 6,
         "only {} of {} seeds caught the planted bug: {caught:?}",
         caught.len(),
         seeds.count()

@@ -62,6 +62,11 @@ fn a_window_of_requests_only_breaks_invariant_5() {
 }
 
 #[test]
+fn forgetting_a_hedges_slower_twin_breaks_invariant_5() {
+    expect_caught(PlantedBug::ForgetOrphans, |p| p.plant(PlantedBug::ForgetOrphans), Invariant::Window);
+}
+
+#[test]
 fn dropping_the_open_batch_on_shutdown_breaks_invariant_7() {
     expect_caught(
         PlantedBug::DropOpenBatchOnShutdown,

@@ -19,6 +19,7 @@ fn prepare(bug: PlantedBug) -> fn(&mut Persister) {
         PlantedBug::SkipFence => |p| p.plant(PlantedBug::SkipFence),
         PlantedBug::Trust412 => |p| p.plant(PlantedBug::Trust412),
         PlantedBug::DropOpenBatchOnShutdown => |p| p.plant(PlantedBug::DropOpenBatchOnShutdown),
+        PlantedBug::ForgetOrphans => |p| p.plant(PlantedBug::ForgetOrphans),
     }
 }
 

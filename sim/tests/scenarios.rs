@@ -47,6 +47,16 @@ fn steady_load() {
 }
 
 #[test]
+fn slow_put_hedged() {
+    let r = run("slow-put-hedged");
+    assert_eq!(r.faults.total(), 0);
+    assert_eq!((r.commits_acked, r.instances.len()), (r.commits_issued, 1));
+    let writer = last_writer_finished(&r);
+    assert!(writer.hedges > 0, "no PUT was hedged");
+    assert!(r.store.already_exists + r.store.conflicts > 0, "no hedge pair collided: {:?}", r.store);
+}
+
+#[test]
 fn bursty_load() {
     let r = run("bursty-load");
     assert_eq!(r.commits_acked, r.commits_issued);
@@ -172,6 +182,7 @@ fn every_scenario_file_has_a_test() {
         "crash-mid-window",
         "exactly-1000-window",
         "retries-exhausted",
+        "slow-put-hedged",
         "steady-load",
         "three-leader-generations",
         "throttling-storm",

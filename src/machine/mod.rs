@@ -35,7 +35,7 @@ pub use planted::PlantedBug;
 use batcher::{Batcher, SealedBatch, SendNow};
 use health::Health;
 use read_back::ReadBack;
-use window::{Retry, Slot, SlotState, Window};
+use window::{Hedge, Retry, Slot, SlotState, Window};
 
 /// Who this instance is. Everything random the machine needs comes from here.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -72,6 +72,8 @@ pub struct Stats {
     pub probes: u64,
     /// Batches sent (first attempts).
     pub batches: u64,
+    /// Second PUTs sent because the first was slow (`Config::hedge_after`).
+    pub hedges: u64,
     /// Retries, by cause.
     pub retries: RetryCounts,
     /// The requests recovery and fencing made, before the first commit.
@@ -570,7 +572,7 @@ impl Persister {
             }
             let (body, tag) = format::encode_fence(self.header(ObjectKind::Fence, position, self.durable_seq));
             let empty = CommitRange::new(self.durable_seq, self.durable_seq);
-            self.claim(position, empty, 0, body, tag);
+            self.claim(position, empty, 0, body, tag, Hedge::Spent);
         }
     }
 
@@ -621,10 +623,11 @@ impl Persister {
         if !self.is_claiming() {
             return;
         }
-        let Some(slot) = self.window.by_request(request) else { return };
-        if !matches!(slot.state, SlotState::Putting(_)) {
+        if self.window.take_orphan(request) {
             return;
         }
+        let Some(slot) = self.window.by_request(request) else { return };
+        let SlotState::Putting { request: first, hedge } = slot.state else { return };
         let position = slot.position;
         match &outcome {
             PutOutcome::Created | PutOutcome::AlreadyExists => self.health.heard(now),
@@ -632,6 +635,20 @@ impl Persister {
                 self.health.lost_contact(now);
             }
             PutOutcome::Failed(_) => {}
+        }
+        let twin = match hedge {
+            Hedge::Out(hedge) if hedge == request => Some(first),
+            Hedge::Out(hedge) => Some(hedge),
+            Hedge::Armed { .. } | Hedge::Spent => None,
+        };
+        if let Some(twin) = twin {
+            match &outcome {
+                // A retryable failure of one: the other may still settle it.
+                PutOutcome::Failed(fault) if fault.is_retryable() => return self.wait_for_twin(position, twin),
+                // The object exists: the other's answer can only repeat it.
+                PutOutcome::Created | PutOutcome::AlreadyExists => self.window.orphan(twin),
+                PutOutcome::Failed(_) => {}
+            }
         }
         match outcome {
             PutOutcome::Created => {
@@ -642,6 +659,15 @@ impl Persister {
             PutOutcome::AlreadyExists => self.check_owner(position),
             PutOutcome::Failed(fault) => self.retry_or_fail(now, position, Retry::Put, fault),
         }
+    }
+
+    /// One PUT of a hedged pair failed; the other, still out, may yet
+    /// settle the position. No further hedge for this attempt.
+    fn wait_for_twin(&mut self, position: Position, twin: RequestId) {
+        if let Some(slot) = self.window.slot(position) {
+            slot.state = SlotState::Putting { request: twin, hedge: Hedge::Spent };
+        }
+        debug!(%position, "one PUT of a hedged pair failed; waiting for the other");
     }
 
     fn on_head_finished(&mut self, now: Time, request: RequestId, outcome: HeadOutcome) {
@@ -728,7 +754,7 @@ impl Persister {
     /// When a probe should go out, if one can: it is a request like any
     /// other and waits for room under `max_in_flight_requests`.
     fn probe_due(&self) -> Option<Time> {
-        if !matches!(self.phase, Phase::Writing | Phase::Draining) || self.window.len() >= self.window_limit() {
+        if !matches!(self.phase, Phase::Writing | Phase::Draining) || self.places_taken() >= self.window_limit() {
             return None;
         }
         let idle = matches!(self.phase, Phase::Writing) && self.window.is_empty() && self.batcher.is_empty();
@@ -762,10 +788,11 @@ impl Persister {
         }
         for (position, then) in reissue {
             match then {
-                Retry::Put => self.issue_put(position),
+                Retry::Put => self.issue_put(now, position),
                 Retry::Head => self.check_owner(position),
             }
         }
+        self.send_due_hedges(now);
     }
 
     fn on_shutdown(&mut self) {
@@ -824,7 +851,7 @@ impl Persister {
                 _ => SendNow::IfTriggered,
             };
             let Some(batch) = self.batcher.take_ready(now, send) else { break };
-            self.claim_batch(batch);
+            self.claim_batch(now, batch);
         }
     }
 
@@ -837,23 +864,49 @@ impl Persister {
         if self.has_bug(PlantedBug::WindowCountsOutstandingOnly) {
             return self.window.has_request_room();
         }
-        self.window.len() + usize::from(self.health.probing()) < self.window_limit()
+        self.places_taken() < self.window_limit()
     }
 
-    fn claim_batch(&mut self, batch: SealedBatch) {
+    /// Places under `max_in_flight_requests`: claimed positions, hedges and
+    /// a probe each take one, so requests never outnumber the limit.
+    fn places_taken(&self) -> usize {
+        let forgotten = if self.has_bug(PlantedBug::ForgetOrphans) { self.window.orphans() } else { 0 };
+        self.window.len() + self.window.extra_requests() - forgotten + usize::from(self.health.probing())
+    }
+
+    fn claim_batch(&mut self, now: Time, batch: SealedBatch) {
         let position = self.window.next_position();
         let header = self.header(ObjectKind::Batch, position, batch.commits.start);
         let (body, tag) = BatchBuilder::seal(batch.builder, header);
         self.stats.batches += 1;
         self.actions.push_back(Action::Accepted { commits: batch.commits });
-        self.claim(position, batch.commits, batch.payload_bytes, body, tag);
+        let hedge = self.hedge_for(now);
+        self.claim(position, batch.commits, batch.payload_bytes, body, tag, hedge);
     }
 
-    fn claim(&mut self, position: Position, commits: CommitRange, payload_bytes: u64, body: Bytes, tag: ObjectTag) {
+    #[allow(clippy::too_many_arguments)]
+    fn claim(
+        &mut self,
+        position: Position,
+        commits: CommitRange,
+        payload_bytes: u64,
+        body: Bytes,
+        tag: ObjectTag,
+        hedge: Hedge,
+    ) {
         let request = self.new_request();
-        let state = SlotState::Putting(request);
+        let state = SlotState::Putting { request, hedge };
         self.window.claim(Slot { position, commits, payload_bytes, body, tag, state, failures: 0 });
         self.emit_put(request, position);
+    }
+
+    /// A batch PUT sent at `now` may be hedged if a delay is configured.
+    /// Fences are not: recovery is not on any commit's path.
+    fn hedge_for(&self, now: Time) -> Hedge {
+        match self.config.hedge_after {
+            Some(_) if matches!(self.phase, Phase::Writing | Phase::Draining) => Hedge::Armed { since: now },
+            _ => Hedge::Spent,
+        }
     }
 
     /// The header of an object claimed now: its checkpoint is the durable prefix.
@@ -869,11 +922,32 @@ impl Persister {
     }
 
     /// Sends the position's PUT again, with the very same bytes.
-    fn issue_put(&mut self, position: Position) {
+    fn issue_put(&mut self, now: Time, position: Position) {
         let request = self.new_request();
+        let hedge = self.hedge_for(now);
         let Some(slot) = self.window.slot(position) else { return };
-        slot.state = SlotState::Putting(request);
+        let hedge = if slot.commits.is_empty() { Hedge::Spent } else { hedge };
+        slot.state = SlotState::Putting { request, hedge };
         self.emit_put(request, position);
+    }
+
+    /// Sends a second PUT for every batch whose PUT has been out longer
+    /// than `hedge_after`, while the window has room for it.
+    fn send_due_hedges(&mut self, now: Time) {
+        let Some(delay) = self.config.hedge_after else { return };
+        for position in self.window.due_hedges(now, delay) {
+            if self.places_taken() >= self.window_limit() {
+                return;
+            }
+            let request = self.new_request();
+            let Some(slot) = self.window.slot(position) else { continue };
+            if let SlotState::Putting { hedge, .. } = &mut slot.state {
+                *hedge = Hedge::Out(request);
+            }
+            self.stats.hedges += 1;
+            debug!(%position, "PUT slow; hedged");
+            self.emit_put(request, position);
+        }
     }
 
     fn emit_put(&mut self, request: RequestId, position: Position) {
@@ -1002,12 +1076,20 @@ impl Persister {
         }
     }
 
+    /// When the next PUT becomes due for a hedge, if one can be sent.
+    fn hedge_due(&self) -> Option<Time> {
+        let delay = self.config.hedge_after?;
+        let room = matches!(self.phase, Phase::Writing | Phase::Draining) && self.places_taken() < self.window_limit();
+        room.then(|| self.window.hedge_deadline(delay)).flatten()
+    }
+
     /// Keeps the driver's one timer at the earliest moment something is due.
     fn refresh_timer(&mut self, now: Time) {
         let writing = matches!(self.phase, Phase::Writing | Phase::Draining);
         let batch_due = if writing && self.room_to_claim() { self.batcher.deadline() } else { None };
         let probe_due = self.probe_due();
-        let wanted = [batch_due, self.retry_deadline, probe_due].into_iter().flatten().min();
+        let hedge_due = self.hedge_due();
+        let wanted = [batch_due, self.retry_deadline, probe_due, hedge_due].into_iter().flatten().min();
         if wanted == self.timer {
             return;
         }

@@ -17,16 +17,20 @@ pub enum PlantedBug {
     Trust412,
     /// Forgets the batch that is still collecting when shutdown is asked.
     DropOpenBatchOnShutdown,
+    /// Stops counting a hedged PUT's slower twin once the other settled the
+    /// position, although it is still out.
+    ForgetOrphans,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 6] = [
+    pub const ALL: [PlantedBug; 7] = [
         PlantedBug::AckOnCompletion,
         PlantedBug::AckBeforeEarlierDurable,
         PlantedBug::WindowCountsOutstandingOnly,
         PlantedBug::SkipFence,
         PlantedBug::Trust412,
         PlantedBug::DropOpenBatchOnShutdown,
+        PlantedBug::ForgetOrphans,
     ];
 }

@@ -3,14 +3,17 @@
 //! A position stays in the window from the moment it is claimed until it and
 //! every earlier position are confirmed — not merely until its request
 //! returns. Bounding the window this way is what lets one LIST of 1000 keys
-//! find the end of the log (see `docs/protocol.md`). Each position has at
-//! most one request outstanding, so the window bounds requests too.
+//! find the end of the log (see `docs/protocol.md`). Each position has one
+//! request outstanding, or two while a slow PUT is hedged; the machine counts
+//! hedges against `max_in_flight_requests` along with the positions.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 
 use crate::format::{Checkpoint, ObjectTag};
+use std::time::Duration;
+
 use crate::types::{CommitRange, CommitSeq, Position, RequestId, Time};
 use crate::valid_log::{LogState, RuleError};
 
@@ -26,14 +29,31 @@ pub(crate) enum Retry {
 /// Where one claimed position stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum SlotState {
-    /// Our PUT is outstanding.
-    Putting(RequestId),
+    /// Our PUT is outstanding (and perhaps its hedge).
+    Putting { request: RequestId, hedge: Hedge },
     /// The PUT answered 412; a HEAD asks whose object it is.
     CheckingOwner(RequestId),
     /// Backing off before the next request.
     Waiting { until: Time, then: Retry },
     /// The object is ours and written.
     Confirmed,
+}
+
+/// A second PUT of the same bytes to the same key, sent when the first is
+/// slow. With ordered acks one slow PUT holds up every commit behind it, so
+/// the latency tail of single requests becomes everyone's latency; a hedge
+/// cuts it. Both PUTs carry `If-None-Match: *`, so at most one creates the
+/// object and the other answers 412 (settled as ours by the owner check) or
+/// 409.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Hedge {
+    /// Not sent: due once the PUT has been out for the hedge delay since `since`.
+    Armed { since: Time },
+    /// Out: whichever of the two answers `Created` first settles the position.
+    Out(RequestId),
+    /// Never for this attempt (fences, no hedge delay configured, or one of
+    /// the two already answered without settling the position).
+    Spent,
 }
 
 /// One claimed position and the object we are writing there.
@@ -54,10 +74,29 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    pub fn request(&self) -> Option<RequestId> {
+    /// Whether `request` is one of this position's outstanding requests.
+    pub fn awaits(&self, request: RequestId) -> bool {
         match self.state {
-            SlotState::Putting(r) | SlotState::CheckingOwner(r) => Some(r),
-            SlotState::Waiting { .. } | SlotState::Confirmed => None,
+            SlotState::Putting { request: r, hedge } => r == request || hedge == Hedge::Out(request),
+            SlotState::CheckingOwner(r) => r == request,
+            SlotState::Waiting { .. } | SlotState::Confirmed => false,
+        }
+    }
+
+    /// Requests outstanding for this position: two while hedged.
+    pub fn requests_out(&self) -> usize {
+        match self.state {
+            SlotState::Putting { hedge: Hedge::Out(_), .. } => 2,
+            SlotState::Putting { .. } | SlotState::CheckingOwner(_) => 1,
+            SlotState::Waiting { .. } | SlotState::Confirmed => 0,
+        }
+    }
+
+    /// When this position's PUT may be hedged, if it may.
+    fn hedge_due(&self, delay: Duration) -> Option<Time> {
+        match self.state {
+            SlotState::Putting { hedge: Hedge::Armed { since }, .. } => Some(since + delay),
+            _ => None,
         }
     }
 }
@@ -71,6 +110,10 @@ pub(crate) struct Window {
     state: LogState,
     /// `slots[i]` is position `durable + i`.
     slots: VecDeque<Slot>,
+    /// Requests still out whose answer no longer matters: the other PUT of
+    /// a hedged pair answered first, `Created` or 412. They count against
+    /// the limit until they answer.
+    orphans: Vec<RequestId>,
     limit: usize,
 }
 
@@ -88,7 +131,13 @@ pub(crate) struct Released {
 impl Window {
     /// A window whose durable prefix ends at `start`.
     pub fn new(start: Checkpoint, limit: usize) -> Window {
-        Window { durable: start.position, state: start.state, slots: VecDeque::with_capacity(limit), limit }
+        Window {
+            durable: start.position,
+            state: start.state,
+            slots: VecDeque::with_capacity(limit),
+            orphans: Vec::new(),
+            limit,
+        }
     }
 
     /// The durable prefix and the valid log's state at its end.
@@ -141,12 +190,44 @@ impl Window {
 
     /// The slot waiting on `request`.
     pub fn by_request(&mut self, request: RequestId) -> Option<&mut Slot> {
-        self.slots.iter_mut().find(|s| s.request() == Some(request))
+        self.slots.iter_mut().find(|s| s.awaits(request))
     }
 
     /// Requests outstanding.
     pub fn outstanding(&self) -> usize {
-        self.slots.iter().filter(|s| s.request().is_some()).count()
+        self.slots.iter().map(Slot::requests_out).sum::<usize>() + self.orphans.len()
+    }
+
+    /// Requests beyond one per claimed position: hedges and orphans.
+    pub fn extra_requests(&self) -> usize {
+        let hedges = self.slots.iter().filter(|s| matches!(s.state, SlotState::Putting { hedge: Hedge::Out(_), .. }));
+        hedges.count() + self.orphans.len()
+    }
+
+    /// Requests still out whose answer no longer matters.
+    pub fn orphans(&self) -> usize {
+        self.orphans.len()
+    }
+
+    /// `request` is still out but its answer no longer matters.
+    pub fn orphan(&mut self, request: RequestId) {
+        self.orphans.push(request);
+    }
+
+    /// Whether `request` was an orphan (it has answered now: forgotten).
+    pub fn take_orphan(&mut self, request: RequestId) -> bool {
+        let found = self.orphans.iter().position(|&r| r == request);
+        found.map(|i| self.orphans.swap_remove(i)).is_some()
+    }
+
+    /// The earliest moment a PUT becomes slow enough to hedge.
+    pub fn hedge_deadline(&self, delay: Duration) -> Option<Time> {
+        self.slots.iter().filter_map(|s| s.hedge_due(delay)).min()
+    }
+
+    /// The positions whose PUT is due for a hedge at `now`, oldest first.
+    pub fn due_hedges(&self, now: Time, delay: Duration) -> Vec<Position> {
+        self.slots.iter().filter(|s| s.hedge_due(delay).is_some_and(|at| at <= now)).map(|s| s.position).collect()
     }
 
     /// The earliest moment a backed-off slot wants its next request.
@@ -200,5 +281,6 @@ impl Window {
     /// Forgets every claim (the machine failed).
     pub fn clear(&mut self) {
         self.slots.clear();
+        self.orphans.clear();
     }
 }

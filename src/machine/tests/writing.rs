@@ -581,3 +581,109 @@ fn a_failure_while_draining_ends_the_shutdown() {
     assert!(h.shut_down, "the shutdown does not wait forever for a failed writer");
     assert!(h.m.failure().is_some(), "and the failure is still reported");
 }
+
+// ---- hedged PUTs -------------------------------------------------------
+
+fn hedged(window: u32) -> Config {
+    Config {
+        hedge_after: Some(Duration::from_millis(10)),
+        max_in_flight_requests: window,
+        target_pool_size: window,
+        ..config()
+    }
+}
+
+/// Sends one commit and lets its PUT sit unanswered until it is hedged;
+/// returns the two requests, first and hedge.
+fn hedged_commit(h: &mut Harness) -> (RequestId, RequestId) {
+    h.commit(b"slow");
+    let first = h.pending_at(Position(0));
+    h.advance(9);
+    assert_eq!(h.pending().len(), 1, "not hedged before the delay");
+    h.advance(1);
+    let requests: Vec<RequestId> = h.pending().iter().map(|&(r, _)| r).collect();
+    assert_eq!(requests.len(), 2, "hedged at 10 ms");
+    let hedge = requests.into_iter().find(|&r| r != first).expect("a second request");
+    (first, hedge)
+}
+
+#[test]
+fn a_slow_put_is_hedged_with_the_same_bytes_and_the_first_success_settles_it() {
+    let mut h = Harness::new(hedged(8));
+    let (first, hedge) = hedged_commit(&mut h);
+    let (a, b) = (h.puts[&first].clone(), h.puts[&hedge].clone());
+    assert_eq!(
+        (a.position, a.key.clone(), a.body.clone(), a.metadata.clone()),
+        (b.position, b.key, b.body, b.metadata)
+    );
+    h.complete(hedge, PutOutcome::Created);
+    assert_eq!(h.durable, vec![CommitRange::new(CommitSeq(0), CommitSeq(1))]);
+    h.complete(first, PutOutcome::AlreadyExists);
+    assert!(h.heads.is_empty(), "the position is settled: the slow twin's 412 asks nothing");
+    assert_eq!(h.durable.len(), 1, "acked once");
+    assert_eq!(h.m.stats().hedges, 1);
+    assert_eq!(h.m.outstanding_requests(), 0);
+}
+
+#[test]
+fn a_hedges_412_checks_the_owner_at_once_instead_of_waiting_for_the_slow_twin() {
+    let mut h = Harness::new(hedged(8));
+    let (first, hedge) = hedged_commit(&mut h);
+    let ours = h.complete(hedge, PutOutcome::AlreadyExists);
+    assert_eq!(h.heads.len(), 1, "412: whose object is it?");
+    assert_eq!(h.m.outstanding_requests(), 2, "the HEAD and the slow twin, still out");
+    h.answer_head(HeadOutcome::Found { tag: Some(tag_of(&ours)) });
+    assert_eq!(h.durable_end(), CommitSeq(1), "ours: durable before the slow twin answers");
+    h.complete(first, PutOutcome::Created);
+    assert_eq!(h.durable.len(), 1, "the twin's late answer changes nothing");
+    assert_eq!(h.m.outstanding_requests(), 0);
+}
+
+#[test]
+fn a_failed_put_of_a_hedged_pair_leaves_the_position_to_its_twin() {
+    let mut h = Harness::new(hedged(8));
+    let (first, hedge) = hedged_commit(&mut h);
+    h.complete(first, fault(Fault::TimedOut));
+    assert_eq!(h.pending(), vec![(hedge, Position(0))], "no retry while the twin is out");
+    h.advance(50);
+    assert_eq!(h.pending().len(), 1, "and no second hedge for this attempt");
+    h.complete(hedge, PutOutcome::Created);
+    assert_eq!(h.durable_end(), CommitSeq(1));
+}
+
+#[test]
+fn a_retry_after_both_twins_failed_may_be_hedged_again() {
+    let mut h = Harness::new(hedged(8));
+    let (first, hedge) = hedged_commit(&mut h);
+    h.complete(first, fault(Fault::ServerError { status: 500 }));
+    h.complete(hedge, fault(Fault::ServerError { status: 500 }));
+    assert!(h.pending().is_empty(), "backing off");
+    h.advance(1_000);
+    assert_eq!(h.pending().len(), 2, "the retry, and after 10 ms its hedge");
+    assert_eq!(h.m.stats().hedges, 2);
+}
+
+#[test]
+fn hedges_and_their_orphans_count_against_max_in_flight_requests() {
+    let mut h = Harness::new(hedged(3));
+    h.commit(b"a");
+    h.advance(1);
+    h.commits(2, &[7; 60]);
+    assert_eq!(h.pending().len(), 2, "two positions claimed");
+    h.advance(20);
+    assert_eq!(h.pending().len(), 3, "both are due, one hedge fits: 2 positions + 1 hedge = 3");
+    assert_eq!(h.m.stats().hedges, 1);
+    let hedge = *h.pending().iter().map(|(r, _)| r).max().expect("three requests");
+    h.complete(hedge, PutOutcome::Created);
+    // p0 is settled by its hedge, but its first PUT is still out: an orphan.
+    let orphan = h.pending_at(Position(0));
+    assert_eq!(h.m.outstanding_requests(), 2, "p1 and the orphan");
+    h.commits(2, &[8; 60]);
+    assert_eq!(h.pending().len(), 3, "p2 takes the last place");
+    h.commits(2, &[9; 60]);
+    assert_eq!(h.pending().len(), 3, "a sealed batch waits: the orphan still holds a place");
+    h.complete(orphan, PutOutcome::AlreadyExists);
+    assert!(h.heads.is_empty(), "an orphan's answer asks nothing");
+    assert_eq!(h.pending().len(), 3, "its place went to the waiting batch (p3)");
+    assert_eq!(h.m.outstanding_requests(), 3);
+}
