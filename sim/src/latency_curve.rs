@@ -344,11 +344,13 @@ pub struct Candidate {
 }
 
 /// The default config and its neighbours: narrower and wider windows, a
-/// near-zero batch timeout (`Config::validate` refuses zero) and longer ones.
+/// near-zero batch timeout (`Config::validate` refuses zero) and longer ones,
+/// and hedged PUTs.
 pub fn candidates() -> anyhow::Result<Vec<Candidate>> {
     let default = Config::default();
     let window = |n: u32| Config { max_in_flight_requests: n, target_pool_size: 2 * n, ..default.clone() };
     let timeout = |d: Duration| Config { batch_timeout: d, ..default.clone() };
+    let hedge = |ms: u64| Config { hedge_after: Some(Duration::from_millis(ms)), ..default.clone() };
     let variants = [
         ("default (1 ms, 1 MiB, window 50)", default.clone()),
         ("window 20", window(20)),
@@ -358,6 +360,10 @@ pub fn candidates() -> anyhow::Result<Vec<Candidate>> {
         ("batch_timeout 5 ms", timeout(Duration::from_millis(5))),
         ("batch_timeout 10 ms", timeout(Duration::from_millis(10))),
         ("window 100, batch_timeout 5 ms", Config { batch_timeout: Duration::from_millis(5), ..window(100) }),
+        ("hedge after 30 ms", hedge(30)),
+        ("hedge after 40 ms", hedge(40)),
+        ("hedge after 60 ms", hedge(60)),
+        ("window 100, hedge after 30 ms", Config { hedge_after: Some(Duration::from_millis(30)), ..window(100) }),
     ];
     variants
         .into_iter()

@@ -623,7 +623,10 @@ impl Persister {
         if !self.is_claiming() {
             return;
         }
-        if self.window.take_orphan(request) {
+        if let Some(position) = self.window.take_orphan(request) {
+            if outcome == PutOutcome::Created {
+                self.created_by_orphan(position);
+            }
             return;
         }
         let Some(slot) = self.window.by_request(request) else { return };
@@ -646,7 +649,7 @@ impl Persister {
                 // A retryable failure of one: the other may still settle it.
                 PutOutcome::Failed(fault) if fault.is_retryable() => return self.wait_for_twin(position, twin),
                 // The object exists: the other's answer can only repeat it.
-                PutOutcome::Created | PutOutcome::AlreadyExists => self.window.orphan(twin),
+                PutOutcome::Created | PutOutcome::AlreadyExists => self.window.orphan(twin, position),
                 PutOutcome::Failed(_) => {}
             }
         }
@@ -659,6 +662,23 @@ impl Persister {
             PutOutcome::AlreadyExists => self.check_owner(position),
             PutOutcome::Failed(fault) => self.retry_or_fail(now, position, Retry::Put, fault),
         }
+    }
+
+    /// An orphaned PUT created its object: the position is ours, whatever is
+    /// still being asked about it (typically the owner check that the other
+    /// PUT's 412 started, which is now orphaned in turn).
+    fn created_by_orphan(&mut self, position: Position) {
+        let Some(slot) = self.window.slot(position) else { return };
+        if slot.state == SlotState::Confirmed {
+            return;
+        }
+        let out: Vec<RequestId> = slot.requests().collect();
+        for request in out {
+            self.window.orphan(request, position);
+        }
+        debug!(%position, "an orphaned PUT created the object");
+        self.won(position);
+        self.confirm(position);
     }
 
     /// One PUT of a hedged pair failed; the other, still out, may yet
@@ -674,7 +694,7 @@ impl Persister {
         if let Phase::ReadingBack { .. } = self.phase {
             return self.on_read_back(now, request, outcome);
         }
-        if !self.is_claiming() {
+        if !self.is_claiming() || self.window.take_orphan(request).is_some() {
             return;
         }
         let Some(slot) = self.window.by_request(request) else { return };
@@ -833,6 +853,7 @@ impl Persister {
             }
             Phase::Writing | Phase::Draining => {
                 self.maybe_probe(now);
+                self.send_due_hedges(now);
                 self.send_ready_batches(now);
                 self.finish_shutdown_if_drained();
             }
@@ -864,7 +885,20 @@ impl Persister {
         if self.has_bug(PlantedBug::WindowCountsOutstandingOnly) {
             return self.window.has_request_room();
         }
-        self.places_taken() < self.window_limit()
+        self.places_taken() + self.hedge_reserve() < self.window_limit()
+    }
+
+    /// Places new batches leave free for hedges. Without them a slow PUT
+    /// could not be hedged once the window filled up behind it, which is
+    /// exactly when its hedge matters most.
+    fn hedge_reserve(&self) -> usize {
+        let hedging = self.config.hedge_after.is_some() && matches!(self.phase, Phase::Writing | Phase::Draining);
+        let limit = self.window_limit();
+        if hedging {
+            (limit / 10).max(1).min(limit - 1)
+        } else {
+            0
+        }
     }
 
     /// Places under `max_in_flight_requests`: claimed positions, hedges and

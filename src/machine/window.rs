@@ -83,6 +83,16 @@ impl Slot {
         }
     }
 
+    /// The requests outstanding for this position.
+    pub fn requests(&self) -> impl Iterator<Item = RequestId> {
+        let (first, second) = match self.state {
+            SlotState::Putting { request, hedge: Hedge::Out(hedge) } => (Some(request), Some(hedge)),
+            SlotState::Putting { request, .. } | SlotState::CheckingOwner(request) => (Some(request), None),
+            SlotState::Waiting { .. } | SlotState::Confirmed => (None, None),
+        };
+        first.into_iter().chain(second)
+    }
+
     /// Requests outstanding for this position: two while hedged.
     pub fn requests_out(&self) -> usize {
         match self.state {
@@ -110,10 +120,11 @@ pub(crate) struct Window {
     state: LogState,
     /// `slots[i]` is position `durable + i`.
     slots: VecDeque<Slot>,
-    /// Requests still out whose answer no longer matters: the other PUT of
-    /// a hedged pair answered first, `Created` or 412. They count against
-    /// the limit until they answer.
-    orphans: Vec<RequestId>,
+    /// Requests still out that no longer settle anything by themselves: the
+    /// other PUT of a hedged pair answered first, `Created` or 412, or the
+    /// position settled while a HEAD was out. Each is kept with its position
+    /// and counts against the limit until it answers.
+    orphans: Vec<(RequestId, Position)>,
     limit: usize,
 }
 
@@ -209,15 +220,16 @@ impl Window {
         self.orphans.len()
     }
 
-    /// `request` is still out but its answer no longer matters.
-    pub fn orphan(&mut self, request: RequestId) {
-        self.orphans.push(request);
+    /// `request`, for `position`, is still out but settles nothing by itself.
+    pub fn orphan(&mut self, request: RequestId, position: Position) {
+        self.orphans.push((request, position));
     }
 
-    /// Whether `request` was an orphan (it has answered now: forgotten).
-    pub fn take_orphan(&mut self, request: RequestId) -> bool {
-        let found = self.orphans.iter().position(|&r| r == request);
-        found.map(|i| self.orphans.swap_remove(i)).is_some()
+    /// The position of `request` if it was an orphan (it has answered now:
+    /// forgotten).
+    pub fn take_orphan(&mut self, request: RequestId) -> Option<Position> {
+        let found = self.orphans.iter().position(|&(r, _)| r == request)?;
+        Some(self.orphans.swap_remove(found).1)
     }
 
     /// The earliest moment a PUT becomes slow enough to hedge.

@@ -70,6 +70,10 @@ pub struct Tuning {
     /// byte_budget in bytes.
     #[arg(long)]
     pub byte_budget: Option<u64>,
+    /// hedge_after in milliseconds: re-send a batch PUT unanswered this long
+    /// (off unless given; about 40 for S3 in the same region).
+    #[arg(long)]
+    pub hedge_after_ms: Option<f64>,
 }
 
 impl Tuning {
@@ -87,6 +91,9 @@ impl Tuning {
         }
         if let Some(b) = self.byte_budget {
             c.byte_budget = b;
+        }
+        if let Some(ms) = self.hedge_after_ms {
+            c.hedge_after = Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
         }
         c
     }

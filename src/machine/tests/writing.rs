@@ -640,6 +640,20 @@ fn a_hedges_412_checks_the_owner_at_once_instead_of_waiting_for_the_slow_twin() 
 }
 
 #[test]
+fn a_late_created_from_an_orphan_settles_a_position_whose_owner_is_being_checked() {
+    let mut h = Harness::new(hedged(8));
+    let (first, hedge) = hedged_commit(&mut h);
+    h.complete(first, PutOutcome::AlreadyExists);
+    assert_eq!(h.heads.len(), 1, "412 from the first: owner check, the hedge orphaned");
+    h.complete(hedge, PutOutcome::Created);
+    assert_eq!(h.durable_end(), CommitSeq(1), "the hedge created it: ours, without waiting for the HEAD");
+    assert_eq!(h.m.outstanding_requests(), 1, "the HEAD is still out, orphaned");
+    h.answer_head(HeadOutcome::NotFound);
+    assert!(h.failed.is_none() && h.pending().is_empty(), "an orphaned HEAD's answer changes nothing");
+    assert_eq!(h.m.outstanding_requests(), 0);
+}
+
+#[test]
 fn a_failed_put_of_a_hedged_pair_leaves_the_position_to_its_twin() {
     let mut h = Harness::new(hedged(8));
     let (first, hedge) = hedged_commit(&mut h);
@@ -664,26 +678,36 @@ fn a_retry_after_both_twins_failed_may_be_hedged_again() {
 }
 
 #[test]
-fn hedges_and_their_orphans_count_against_max_in_flight_requests() {
-    let mut h = Harness::new(hedged(3));
+fn new_batches_leave_a_place_for_a_hedge() {
+    let mut h = Harness::new(hedged(4));
+    h.commit(b"a");
+    h.advance(1);
+    h.commits(6, &[7; 60]);
+    assert_eq!(h.pending().len(), 3, "3 positions claimed; the 4th place is kept for a hedge");
+    assert!(h.m.stats().batches == 3, "a sealed batch waits");
+    h.advance(20);
+    assert_eq!(h.pending().len(), 4, "the oldest slow PUT (p0) got the kept place");
+    let hedged_positions: Vec<Position> = h.pending().iter().map(|&(_, p)| p).filter(|&p| p == Position(0)).collect();
+    assert_eq!(hedged_positions.len(), 2);
+    assert_eq!(h.m.stats().hedges, 1);
+}
+
+#[test]
+fn an_orphan_holds_its_place_until_it_answers() {
+    let mut h = Harness::new(hedged(4));
     h.commit(b"a");
     h.advance(1);
     h.commits(2, &[7; 60]);
-    assert_eq!(h.pending().len(), 2, "two positions claimed");
     h.advance(20);
-    assert_eq!(h.pending().len(), 3, "both are due, one hedge fits: 2 positions + 1 hedge = 3");
-    assert_eq!(h.m.stats().hedges, 1);
-    let hedge = *h.pending().iter().map(|(r, _)| r).max().expect("three requests");
-    h.complete(hedge, PutOutcome::Created);
-    // p0 is settled by its hedge, but its first PUT is still out: an orphan.
-    let orphan = h.pending_at(Position(0));
-    assert_eq!(h.m.outstanding_requests(), 2, "p1 and the orphan");
+    assert_eq!(h.pending().len(), 4, "p0, p1 and both their hedges");
+    let p0: Vec<RequestId> = h.pending().iter().filter(|&&(_, p)| p == Position(0)).map(|&(r, _)| r).collect();
+    h.complete(p0[1], PutOutcome::Created);
+    assert_eq!(h.durable_end(), CommitSeq(1));
+    assert_eq!(h.m.outstanding_requests(), 3, "p1, its hedge, and p0's orphan");
     h.commits(2, &[8; 60]);
-    assert_eq!(h.pending().len(), 3, "p2 takes the last place");
-    h.commits(2, &[9; 60]);
-    assert_eq!(h.pending().len(), 3, "a sealed batch waits: the orphan still holds a place");
-    h.complete(orphan, PutOutcome::AlreadyExists);
-    assert!(h.heads.is_empty(), "an orphan's answer asks nothing");
-    assert_eq!(h.pending().len(), 3, "its place went to the waiting batch (p3)");
+    assert_eq!(h.pending().len(), 3, "the new batch waits: the orphan and the kept place");
+    h.complete(p0[0], PutOutcome::AlreadyExists);
+    assert!(h.heads.is_empty(), "an orphan's 412 asks nothing");
+    assert_eq!(h.pending().len(), 3, "its place went to the waiting batch");
     assert_eq!(h.m.outstanding_requests(), 3);
 }
