@@ -98,9 +98,23 @@ impl From<Refused> for AppendError {
     }
 }
 
+/// Most commit bytes waiting in the command queue for the writer task to
+/// copy them into a batch. A commit larger than this takes all of it.
+const QUEUE_BYTES: u32 = 8 << 20;
+
 enum Command {
-    Append { seq: CommitSeq, payload: Bytes, permits: u32, done: oneshot::Sender<Result<CommitSeq, AppendError>> },
-    Shutdown { done: oneshot::Sender<Result<(), AppendError>> },
+    Append {
+        seq: CommitSeq,
+        payload: Bytes,
+        /// Budget permits: given back when the commit is durable or refused.
+        permits: u32,
+        /// Queue permits: given back once the writer has copied the payload.
+        queued: u32,
+        done: oneshot::Sender<Result<CommitSeq, AppendError>>,
+    },
+    Shutdown {
+        done: oneshot::Sender<Result<(), AppendError>>,
+    },
 }
 
 /// State the appenders and the driver share.
@@ -110,6 +124,13 @@ struct Shared {
     /// The next sequence number; held while sending so channel order is seq order.
     next_seq: Mutex<CommitSeq>,
     budget: Semaphore,
+    /// Bytes handed over but not yet copied into a batch, at most
+    /// [`QUEUE_BYTES`]. Each waiting payload is an allocation of its own
+    /// until the writer task copies it; when producers outran the writer,
+    /// up to a whole budget of them queued and, once copied and freed, the
+    /// allocator kept their memory next to the batches holding the same
+    /// bytes. Measured: peak RSS 353 MiB at a 256 MiB budget.
+    queued: Semaphore,
     max_commit: usize,
     failure: Mutex<Option<Failure>>,
     durable: watch::Receiver<CommitSeq>,
@@ -224,6 +245,7 @@ impl Log {
             commands: commands_tx,
             next_seq: Mutex::new(next_commit),
             budget: Semaphore::new(budget_permits),
+            queued: Semaphore::new(QUEUE_BYTES as usize),
             max_commit,
             failure: Mutex::new(None),
             durable: durable_rx,
@@ -263,13 +285,22 @@ impl Log {
             Ok(permit) => permit.forget(),
             Err(_) => return Err(self.closed_reason()),
         }
+        let queued = permits.min(QUEUE_BYTES);
+        match s.queued.acquire_many(queued).await {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                s.budget.add_permits(permits as usize);
+                return Err(self.closed_reason());
+            }
+        }
         let (done, rx) = oneshot::channel();
         let mut next = lock(&s.next_seq);
         let seq = *next;
         let payload = make(seq);
         debug_assert_eq!(payload.len(), len, "append_with: the commit has the announced length");
-        if s.commands.send(Command::Append { seq, payload, permits, done }).is_err() {
+        if s.commands.send(Command::Append { seq, payload, permits, queued, done }).is_err() {
             s.budget.add_permits(permits as usize);
+            s.queued.add_permits(queued as usize);
             return Err(self.closed_reason());
         }
         *next = seq.next();
@@ -423,9 +454,11 @@ impl<S: ObjectStore> Driver<S> {
     /// Turns a command into the machine's input (or answers it directly).
     fn command(&mut self, command: Command) -> Option<Input> {
         match command {
-            Command::Append { seq, payload, permits, done } => {
+            Command::Append { seq, payload, permits, queued, done } => {
                 let kept = self.stream.as_ref().map(|_| payload.clone());
-                match self.machine.handle(self.now(), Input::CommitArrived(payload)) {
+                let handled = self.machine.handle(self.now(), Input::CommitArrived(payload));
+                self.dequeued(queued);
+                match handled {
                     Ok(()) => {
                         // Once the machine refuses a commit it refuses every
                         // later one, so accepted numbers never skip.
@@ -448,6 +481,13 @@ impl<S: ObjectStore> Driver<S> {
                 self.shutdown = Some(done);
                 Some(Input::ShutdownRequested)
             }
+        }
+    }
+
+    /// The machine copied (or refused) a payload: its queue place is free.
+    fn dequeued(&self, queued: u32) {
+        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
+            shared.queued.add_permits(queued as usize);
         }
     }
 
@@ -522,6 +562,10 @@ impl<S: ObjectStore> Driver<S> {
                         };
                         let _ = done.send(result);
                     }
+                    // Nothing reads the queue any more: wake whoever waits for a place.
+                    if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
+                        shared.queued.close();
+                    }
                     step = Step::Stop;
                 }
             }
@@ -587,6 +631,7 @@ impl<S: ObjectStore> Driver<S> {
             *lock(&shared.failure) = Some(failure.clone());
             // Wake every appender waiting for budget: they will see the failure.
             shared.budget.close();
+            shared.queued.close();
         }
         // planted-bugs: DriverBug::AbandonWaitersOnFailure.
         if self.planted.has(DriverBug::AbandonWaitersOnFailure) {
