@@ -17,12 +17,11 @@
 //!   thread calls it a few times a second.
 //!
 //! Together: 424 → 338 MiB at a 256 MiB budget, 111 → 74 MiB at 32 MiB.
-//! What was left came from the command queue: the driver now bounds the
-//! payload bytes waiting there (`QUEUE_BYTES` in `src/driver.rs`), which
-//! took the same run to 114–189 MiB (BENCHMARKS.md, memory).
-//! Trimming every 50 ms instead of 200 ms changed nothing measurable: what
-//! remains is mostly live (recycled batch buffers, per-commit ack senders,
-//! the runtime) plus short bursts of payloads not yet copied.
+//! Trimming every 50 ms instead of 200 ms changed nothing measurable. Most
+//! of what was left came from payloads piling up in the command queue; the
+//! driver now bounds the bytes waiting there (`QUEUE_BYTES` in
+//! `src/driver.rs`), which took the same run to 86–189 MiB (BENCHMARKS.md,
+//! memory).
 //!
 //! Other allocators have their own habits (Debian's mimalloc 2.0 gave 368
 //! MiB in the same run); the library itself allocates nothing per commit
