@@ -86,6 +86,9 @@ summary() {
             what = ($2 == "p50") ? "sim p50 at 10% of peak" : "sim p99 at 50% of peak"
             bound = ($2 == "p50") ? "RTT p50 + batch_timeout" : "2 x RTT p50"
             printf fmt, what, $(NF-6) " ms (" ratio ")", "<= " bound " = " $(NF-3) " ms: " $NF
+        }
+        /^hedge after 40 ms / {
+            printf fmt, "sim, hedge_after 40 ms", "p50@10% " $6 " ms, p99@50% " $13 " ms, peak " $5, "same bounds"
         }' "$OUT/latency.txt"
     awk -v fmt="$fmt" '$2 == "MiB" && $4 == "MiB" { printf fmt, "peak RSS, byte budget " $1 " MiB", $3 " MiB", "<= " $5 " MiB: " $7 }' \
         "$OUT/rss.txt"
