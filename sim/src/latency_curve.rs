@@ -76,6 +76,9 @@ pub struct Measurement {
     pub puts_per_sec: f64,
     /// Their mean body, bytes.
     pub mean_put_bytes: u64,
+    /// Of those PUTs, the share that were a position's second PUT: with no
+    /// faults in these runs, hedges.
+    pub hedge_share: f64,
 }
 
 /// Measures one config under one load.
@@ -143,6 +146,10 @@ struct OneWriter<'a> {
     durable_in_span: u64,
     puts_in_span: u64,
     put_bytes_in_span: u64,
+    hedges_in_span: u64,
+    /// The position after the highest one PUT so far: a PUT below it is a
+    /// second PUT of its position.
+    next_new_position: u64,
     events: u64,
 }
 
@@ -170,6 +177,8 @@ impl<'a> OneWriter<'a> {
             latencies: Vec::new(),
             durable_in_span: 0,
             puts_in_span: 0,
+            hedges_in_span: 0,
+            next_new_position: 0,
             put_bytes_in_span: 0,
             events: 0,
         }
@@ -279,9 +288,12 @@ impl<'a> OneWriter<'a> {
         match action {
             Action::Put(put) => {
                 let timing = self.model.timing(&mut self.latency_rng, put.body.len());
+                let second = put.position.0 < self.next_new_position;
+                self.next_new_position = self.next_new_position.max(put.position.0 + 1);
                 if self.in_span(now) {
                     self.puts_in_span += 1;
                     self.put_bytes_in_span += put.body.len() as u64;
+                    self.hedges_in_span += u64::from(second);
                 }
                 let answer = Input::PutFinished { request: put.request, outcome: PutOutcome::Created };
                 self.queue.push(now + timing.round_trip(), Event::Answer(answer));
@@ -330,6 +342,7 @@ impl<'a> OneWriter<'a> {
             p99: percentile(&mut self.latencies, 0.99),
             puts_per_sec: self.puts_in_span as f64 / secs,
             mean_put_bytes: self.put_bytes_in_span / self.puts_in_span.max(1),
+            hedge_share: self.hedges_in_span as f64 / self.puts_in_span.max(1) as f64,
         }
     }
 }
@@ -526,6 +539,15 @@ impl CurveReport {
                 let _ = write!(out, " {:>9} {:>9} {:>7.0}", ms(m.p50), ms(m.p99), m.puts_per_sec);
             }
             let _ = writeln!(out);
+        }
+        self.render_hedge_shares(out);
+    }
+
+    /// How many of each hedging config's PUTs were hedges, per load.
+    fn render_hedge_shares(&self, out: &mut String) {
+        for c in self.candidates.iter().filter(|c| c.loads.iter().any(|m| m.hedge_share > 0.0)) {
+            let shares: Vec<String> = c.loads.iter().map(|m| format!("{:.1} %", m.hedge_share * 100.0)).collect();
+            let _ = writeln!(out, "{}: hedges were {} of PUTs at 10/50/90 %", c.name, shares.join(" / "));
         }
     }
 }
