@@ -966,9 +966,13 @@ impl Persister {
     }
 
     /// Sends a second PUT for every batch whose PUT has been out longer
-    /// than `hedge_after`, while the window has room for it.
+    /// than `hedge_after`, while the window has room for it. Not while the
+    /// store is unhealthy: it would only add requests to a failing store.
     fn send_due_hedges(&mut self, now: Time) {
         let Some(delay) = self.config.hedge_after else { return };
+        if !self.health.is_healthy() {
+            return;
+        }
         for position in self.window.due_hedges(now, delay) {
             if self.places_taken() >= self.window_limit() {
                 return;
@@ -1113,7 +1117,9 @@ impl Persister {
     /// When the next PUT becomes due for a hedge, if one can be sent.
     fn hedge_due(&self) -> Option<Time> {
         let delay = self.config.hedge_after?;
-        let room = matches!(self.phase, Phase::Writing | Phase::Draining) && self.places_taken() < self.window_limit();
+        let room = matches!(self.phase, Phase::Writing | Phase::Draining)
+            && self.health.is_healthy()
+            && self.places_taken() < self.window_limit();
         room.then(|| self.window.hedge_deadline(delay)).flatten()
     }
 

@@ -678,6 +678,22 @@ fn a_retry_after_both_twins_failed_may_be_hedged_again() {
 }
 
 #[test]
+fn no_hedge_goes_to_a_store_that_lost_contact_until_a_probe_answers() {
+    let mut h = Harness::new(hedged(8));
+    h.commit(b"a");
+    h.advance(1);
+    h.commits(2, &[7; 60]);
+    h.complete_at(Position(1), fault(Fault::ConnectionFailed));
+    assert_eq!(h.probes.len(), 1, "lost contact: a probe at once");
+    h.advance(15);
+    assert_eq!(h.m.stats().hedges, 0, "p0 is due for a hedge, but the store is unhealthy");
+    let probe = h.probes.pop().expect("the probe");
+    h.input(Input::ProbeFinished { request: probe, outcome: Ok(()) });
+    assert_eq!(h.m.stats().hedges, 1, "healthy again: the due hedge goes out at once");
+    assert_eq!(h.pending().iter().filter(|&&(_, p)| p == Position(0)).count(), 2);
+}
+
+#[test]
 fn new_batches_leave_a_place_for_a_hedge() {
     let mut h = Harness::new(hedged(4));
     h.commit(b"a");
