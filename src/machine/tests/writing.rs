@@ -116,6 +116,11 @@ impl Harness {
         self.puts.values().map(|p| (p.request, p.position)).collect()
     }
 
+    /// Outstanding requests for one position (two while it is hedged).
+    fn requests_at(&self, position: Position) -> Vec<RequestId> {
+        self.puts.values().filter(|p| p.position == position).map(|p| p.request).collect()
+    }
+
     fn pending_at(&self, position: Position) -> RequestId {
         self.puts.values().find(|p| p.position == position).map(|p| p.request).expect("a PUT for that position")
     }
@@ -607,6 +612,13 @@ fn hedged_commit(h: &mut Harness) -> (RequestId, RequestId) {
     (first, hedge)
 }
 
+/// Sends p0 at 0 ms, then `batches` batches of two 60-byte commits at 1 ms.
+fn p0_then_batches(h: &mut Harness, batches: usize) {
+    h.commit(b"a");
+    h.advance(1);
+    h.commits(2 * batches, &[7; 60]);
+}
+
 #[test]
 fn a_slow_put_is_hedged_with_the_same_bytes_and_the_first_success_settles_it() {
     let mut h = Harness::new(hedged(8));
@@ -680,9 +692,7 @@ fn a_retry_after_both_twins_failed_may_be_hedged_again() {
 #[test]
 fn no_hedge_goes_to_a_store_that_lost_contact_until_a_probe_answers() {
     let mut h = Harness::new(hedged(8));
-    h.commit(b"a");
-    h.advance(1);
-    h.commits(2, &[7; 60]);
+    p0_then_batches(&mut h, 1);
     h.complete_at(Position(1), fault(Fault::ConnectionFailed));
     assert_eq!(h.probes.len(), 1, "lost contact: a probe at once");
     h.advance(15);
@@ -690,33 +700,28 @@ fn no_hedge_goes_to_a_store_that_lost_contact_until_a_probe_answers() {
     let probe = h.probes.pop().expect("the probe");
     h.input(Input::ProbeFinished { request: probe, outcome: Ok(()) });
     assert_eq!(h.m.stats().hedges, 1, "healthy again: the due hedge goes out at once");
-    assert_eq!(h.pending().iter().filter(|&&(_, p)| p == Position(0)).count(), 2);
+    assert_eq!(h.requests_at(Position(0)).len(), 2);
 }
 
 #[test]
 fn new_batches_leave_a_place_for_a_hedge() {
     let mut h = Harness::new(hedged(4));
-    h.commit(b"a");
-    h.advance(1);
-    h.commits(6, &[7; 60]);
+    p0_then_batches(&mut h, 3);
     assert_eq!(h.pending().len(), 3, "3 positions claimed; the 4th place is kept for a hedge");
     assert!(h.m.stats().batches == 3, "a sealed batch waits");
     h.advance(20);
     assert_eq!(h.pending().len(), 4, "the oldest slow PUT (p0) got the kept place");
-    let hedged_positions: Vec<Position> = h.pending().iter().map(|&(_, p)| p).filter(|&p| p == Position(0)).collect();
-    assert_eq!(hedged_positions.len(), 2);
+    assert_eq!(h.requests_at(Position(0)).len(), 2);
     assert_eq!(h.m.stats().hedges, 1);
 }
 
 #[test]
 fn an_orphan_holds_its_place_until_it_answers() {
     let mut h = Harness::new(hedged(4));
-    h.commit(b"a");
-    h.advance(1);
-    h.commits(2, &[7; 60]);
+    p0_then_batches(&mut h, 1);
     h.advance(20);
     assert_eq!(h.pending().len(), 4, "p0, p1 and both their hedges");
-    let p0: Vec<RequestId> = h.pending().iter().filter(|&&(_, p)| p == Position(0)).map(|&(r, _)| r).collect();
+    let p0 = h.requests_at(Position(0));
     h.complete(p0[1], PutOutcome::Created);
     assert_eq!(h.durable_end(), CommitSeq(1));
     assert_eq!(h.m.outstanding_requests(), 3, "p1, its hedge, and p0's orphan");
