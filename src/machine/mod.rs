@@ -903,9 +903,19 @@ impl Persister {
 
     /// Places under `max_in_flight_requests`: claimed positions, hedges and
     /// a probe each take one, so requests never outnumber the limit.
+    /// Hedges and orphans exist only with `hedge_after` set; without it
+    /// this is O(1), as it is asked after every input.
     fn places_taken(&self) -> usize {
+        self.window.len() + self.extra_requests() + usize::from(self.health.probing())
+    }
+
+    /// Hedges and orphans out: requests beyond one per claimed position.
+    fn extra_requests(&self) -> usize {
+        if self.config.hedge_after.is_none() {
+            return 0;
+        }
         let forgotten = if self.has_bug(PlantedBug::ForgetOrphans) { self.window.orphans() } else { 0 };
-        self.window.len() + self.window.extra_requests() - forgotten + usize::from(self.health.probing())
+        self.window.extra_requests() - forgotten
     }
 
     fn claim_batch(&mut self, now: Time, batch: SealedBatch) {
