@@ -494,8 +494,7 @@ impl<S: ObjectStore> Driver<S> {
     /// One commit into the machine; its appender waits for the ack unless
     /// the machine refused it.
     fn append(&mut self, now: Time, mut waiter: Waiter, payload: Bytes) {
-        waiter.payload = self.stream.as_ref().map(|_| payload.clone());
-        match self.machine.handle(now, Input::CommitArrived(payload)) {
+        match self.machine.commit(now, &payload) {
             Ok(()) => {
                 // Once the machine refuses a commit it refuses every later
                 // one, so accepted numbers never skip.
@@ -504,6 +503,7 @@ impl<S: ObjectStore> Driver<S> {
                     self.machine.next_commit_seq(),
                     "appenders number commits in channel order"
                 );
+                waiter.payload = self.stream.is_some().then_some(payload);
                 self.waiters.push_back(waiter);
             }
             Err(refused) => {

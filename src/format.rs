@@ -222,6 +222,11 @@ impl BatchBuilder {
         self.count = self.count.checked_add(1).expect("fewer than 2^32 commits per batch");
     }
 
+    /// Bytes its commits take, length prefixes included.
+    pub fn commits_len(&self) -> usize {
+        self.buf.len() - HEADER_LEN
+    }
+
     /// How many commits it holds.
     pub fn count(&self) -> u32 {
         self.count

@@ -6,7 +6,10 @@
 //! 1. Feed one input: [`Persister::handle`](crate::Persister::handle)`(now, input)`,
 //!    with `now` read from the driver's clock.
 //! 2. Drain [`Persister::poll_action`](crate::Persister::poll_action) until it
-//!    returns `None`, and carry out each action.
+//!    returns `None`, and carry out each action. Commits that arrive together
+//!    may be fed one after another with the same `now` before draining, as
+//!    long as nothing else is fed in between: a commit's actions can wait for
+//!    the next commit, since no time passes between them.
 //! 3. Keep one timer: [`Action::SetTimer`] replaces it, [`Action::CancelTimer`]
 //!    clears it; when it is due, feed [`Input::TimerFired`].
 //!
@@ -26,6 +29,8 @@ pub enum Input {
     /// The application handed over one commit. It gets the sequence number
     /// [`Persister::next_commit_seq`](crate::Persister::next_commit_seq)
     /// returned just before; commits are numbered in the order they arrive.
+    /// The machine copies the bytes at once:
+    /// [`Persister::commit`](crate::Persister::commit) takes them borrowed.
     CommitArrived(Bytes),
     /// A [`PutRequest`] the machine asked for has finished.
     PutFinished {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::format::{BatchBuilder, COMMIT_OVERHEAD};
+use crate::format::BatchBuilder;
 use crate::types::{CommitRange, CommitSeq, Time};
 
 /// Smallest buffer a new batch starts with.
@@ -31,7 +31,6 @@ struct OpenBatch {
     /// When the time trigger fires: `batch_timeout` after the first commit.
     deadline: Time,
     payload_bytes: u64,
-    encoded_bytes: u64,
 }
 
 impl OpenBatch {
@@ -122,13 +121,12 @@ impl Batcher {
         if started {
             let builder = self.new_builder();
             let deadline = now + self.timeout;
-            self.open = Some(OpenBatch { builder, first: seq, deadline, payload_bytes: 0, encoded_bytes: 0 });
+            self.open = Some(OpenBatch { builder, first: seq, deadline, payload_bytes: 0 });
         }
         let Some(open) = self.open.as_mut() else { return started };
         debug_assert_eq!(open.first.plus(u64::from(open.builder.count())), seq, "commits arrive in order");
         open.builder.push(payload);
         open.payload_bytes += payload.len() as u64;
-        open.encoded_bytes += (payload.len() + COMMIT_OVERHEAD) as u64;
         if open.payload_bytes >= self.threshold {
             self.seal_open();
         }
@@ -147,7 +145,7 @@ impl Batcher {
     fn seal_open(&mut self) {
         if let Some(open) = self.open.take() {
             self.idle_quorum = 1;
-            self.last_encoded = open.encoded_bytes as usize;
+            self.last_encoded = open.builder.commits_len();
             self.sealed.push_back(open.seal());
         }
     }

@@ -350,7 +350,7 @@ impl Persister {
     #[inline]
     pub fn handle(&mut self, now: Time, input: Input) -> Result<(), Refused> {
         match input {
-            Input::CommitArrived(payload) => self.on_commit(now, payload),
+            Input::CommitArrived(payload) => self.commit(now, &payload),
             other => {
                 self.handle_event(now, other);
                 Ok(())
@@ -377,11 +377,14 @@ impl Persister {
 
     // ---- commits -------------------------------------------------------
 
-    /// The hot path: one commit into the open batch. A commit changes no
-    /// retry deadline, and the timer only when it starts a batch or a batch
-    /// goes out.
+    /// [`Input::CommitArrived`] with the commit's bytes borrowed: the machine
+    /// copies them into the open batch at once, so a caller need not make a
+    /// [`Bytes`] of each commit.
+    ///
+    /// The hot path. A commit changes no retry deadline, and the timer only
+    /// when it starts a batch or a batch goes out.
     #[inline]
-    fn on_commit(&mut self, now: Time, payload: Bytes) -> Result<(), Refused> {
+    pub fn commit(&mut self, now: Time, payload: &[u8]) -> Result<(), Refused> {
         if !matches!(self.phase, Phase::Writing) {
             return Err(self.refusal());
         }
@@ -389,7 +392,7 @@ impl Persister {
         if payload.len() > max {
             return Err(Refused::TooLarge { len: payload.len(), max });
         }
-        let started = self.batcher.push(now, self.next_seq, &payload);
+        let started = self.batcher.push(now, self.next_seq, payload);
         self.next_seq = self.next_seq.next();
         self.budget.used += payload.len() as u64;
         if self.budget.used > self.budget.limit && !self.budget.producers_waiting {
