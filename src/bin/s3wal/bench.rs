@@ -33,6 +33,14 @@ pub struct BenchArgs {
     /// Most commits one measurement may append (bounds every load loop).
     #[arg(long, default_value_t = 2_000_000)]
     pub max_commits: u64,
+    /// Seconds each W2 (open loop) measurement runs: a bulk load's first
+    /// `max_in_flight_requests` batches leave on the time trigger, small,
+    /// and a short run measures mostly them.
+    #[arg(long, default_value_t = 10.0)]
+    pub w2_seconds: f64,
+    /// Most MiB one W2 measurement may append.
+    #[arg(long, default_value_t = 2048)]
+    pub w2_max_mib: u64,
     #[command(flatten)]
     pub tuning: Tuning,
 }
@@ -162,9 +170,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     println!("\n{:<12} {:>4} {:>7} {:>12} {:>9}", "workload", "P", "system", "commits/s", "MB/s");
+    // The server's raw bandwidth before and after W2 (moto slows as it
+    // fills); W2 is compared with the better of the two.
+    let mut raw_mb_per_sec = 0f64;
+    let mut raw_row = |raw: Measured| {
+        println!("{:<12} {:>4} {:>7} {:>12.0} {:>9.2}", "raw 1MiB PUT", 16, "store", raw.per_sec(), raw.mb_per_sec());
+        raw_mb_per_sec = raw_mb_per_sec.max(raw.mb_per_sec());
+    };
+    raw_row(raw_puts(Prefixed::new(Arc::clone(&root), &next_prefix()), 1 << 20, 16, limit).await?);
+    let w2_limit = Duration::from_secs_f64(args.w2_seconds);
+    let mut w2 = Vec::new();
     for size in [100usize, 4096] {
         let store = Prefixed::new(Arc::clone(&root), &next_prefix());
-        let m = open_loop(store, size, limit, args.max_commits, &args.tuning).await?;
+        let max_commits = (args.w2_max_mib << 20) / size as u64;
+        let m = open_loop(store, size, w2_limit, max_commits, &args.tuning).await?;
         costs.push(CostRow::new(format!("W2 {size}B"), "-".into(), &m));
         println!(
             "{:<12} {:>4} {:>7} {:>12.0} {:>9.2}",
@@ -174,10 +193,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             m.per_sec(),
             m.mb_per_sec()
         );
+        w2.push((size, m.mb_per_sec()));
     }
-    let store = Prefixed::new(Arc::clone(&root), &next_prefix());
-    let raw = raw_puts(store, 1 << 20, 16, limit).await?;
-    println!("{:<12} {:>4} {:>7} {:>12.0} {:>9.2}", "raw 1MiB PUT", 16, "store", raw.per_sec(), raw.mb_per_sec());
+    raw_row(raw_puts(Prefixed::new(Arc::clone(&root), &next_prefix()), 1 << 20, 16, limit).await?);
+    for (size, mb_per_sec) in w2 {
+        println!(
+            "W2 {size}B share of raw: {:.0} % ({mb_per_sec:.2} of {raw_mb_per_sec:.2} MB/s, the better raw run)",
+            100.0 * mb_per_sec / raw_mb_per_sec.max(1e-9)
+        );
+    }
     print_costs(&costs);
     if let Some(ratio) = ratio_at_64 {
         println!("\nratio vs naive at 64 producers: {ratio:.1}x");
