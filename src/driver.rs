@@ -4,13 +4,17 @@
 //! One task owns the state machine and follows the driving rule. Each
 //! request runs in its own task and reports back on a channel. Appenders
 //! take bytes from a semaphore sized to the byte budget, get their sequence
-//! number at once, and wait for durability on a oneshot that the driver
-//! resolves, in order, when the machine reports commits durable. The driver
-//! takes appends off its queue in bursts: one clock read and one release of
-//! queue places per burst, not per commit (`cargo bench --bench driver`).
+//! number at once, and wait for durability on the durable watermark, which
+//! the driver moves when the machine reports commits durable (no allocation
+//! or wake-up per commit: an append's future looks at the watermark when it
+//! is awaited). The driver takes appends off its queue in bursts: one clock
+//! read and one release of queue places per burst, not per commit
+//! (`cargo bench --bench driver`).
 
-use std::collections::VecDeque;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -115,7 +119,6 @@ enum Command {
         permits: u32,
         /// Queue permits: given back once the writer has copied the payload.
         queued: u32,
-        done: oneshot::Sender<Result<CommitSeq, AppendError>>,
     },
     Shutdown {
         done: oneshot::Sender<Result<(), AppendError>>,
@@ -139,6 +142,7 @@ struct Shared {
     max_commit: usize,
     failure: Mutex<Option<Failure>>,
     durable: watch::Receiver<CommitSeq>,
+    acks: Arc<Acks>,
     stats: Mutex<Stats>,
     epoch: Epoch,
     leader: LeaderId,
@@ -159,19 +163,125 @@ pub struct Log {
     durable_commits: Arc<Mutex<Option<DurableCommits>>>,
 }
 
+/// What appends wait on. Separate from [`Shared`], which holds the command
+/// queue: a pending [`Appended`] must not keep the driver alive.
+///
+/// An append that is awaited leaves its waker under its sequence number, and
+/// a moving watermark wakes exactly the appends it passes, in order. One
+/// waiting slot per awaited commit, none for a commit nobody awaits (a bulk
+/// load); not a `watch` channel, whose every change wakes every waiter and
+/// whose waiters sit in shards picked at random (two runs of a simulator
+/// seed would wake them in different orders).
+#[derive(Debug, Default)]
+struct Acks {
+    state: Mutex<AckState>,
+}
+
+#[derive(Debug, Default)]
+struct AckState {
+    /// Every commit below it is durable.
+    durable: CommitSeq,
+    /// The first commit this instance will never acknowledge, and why. Set
+    /// once, by a failure or a refusal; every later commit shares the fate.
+    refused: Option<(CommitSeq, AppendError)>,
+    /// The driver has stopped: nothing changes any more.
+    closed: bool,
+    /// The appends being awaited, by sequence number.
+    waiting: BTreeMap<CommitSeq, Waker>,
+}
+
+impl AckState {
+    /// What became of `seq`, if it is settled.
+    fn outcome(&self, seq: CommitSeq) -> Option<Result<CommitSeq, AppendError>> {
+        if seq < self.durable {
+            return Some(Ok(seq));
+        }
+        match &self.refused {
+            Some((from, error)) if *from <= seq => Some(Err(error.clone())),
+            _ if self.closed => Some(Err(AppendError::Closed)),
+            _ => None,
+        }
+    }
+}
+
+impl Acks {
+    /// Ready with `seq`'s outcome, or leaves `cx`'s waker for it.
+    fn poll(&self, seq: CommitSeq, cx: &mut Context<'_>) -> Poll<Result<CommitSeq, AppendError>> {
+        let mut state = lock(&self.state);
+        if let Some(outcome) = state.outcome(seq) {
+            state.waiting.remove(&seq);
+            return Poll::Ready(outcome);
+        }
+        match state.waiting.entry(seq) {
+            Entry::Occupied(mut e) if !e.get().will_wake(cx.waker()) => {
+                e.insert(cx.waker().clone());
+            }
+            Entry::Occupied(_) => {}
+            Entry::Vacant(e) => {
+                e.insert(cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Changes the state, then wakes the appends waiting below `wake_below`
+    /// (every one for `None`).
+    fn update(&self, wake_below: Option<CommitSeq>, change: impl FnOnce(&mut AckState)) {
+        let woken = {
+            let mut state = lock(&self.state);
+            change(&mut state);
+            match wake_below {
+                Some(end) => {
+                    let later = state.waiting.split_off(&end);
+                    std::mem::replace(&mut state.waiting, later)
+                }
+                None => std::mem::take(&mut state.waiting),
+            }
+        };
+        woken.into_values().for_each(Waker::wake);
+    }
+}
+
+/// The driver's handle on [`Acks`]: when the driver stops, however it stops
+/// (shutdown, every `Log` dropped, its task dropped by a crash), the appends
+/// still waiting learn it.
+#[derive(Debug)]
+struct AckPublisher(Arc<Acks>);
+
+impl AckPublisher {
+    /// Moves the watermark up to `end`, never down.
+    fn durable(&self, end: CommitSeq) {
+        self.0.update(Some(end), |s| s.durable = s.durable.max(end));
+    }
+
+    /// From `from` on, no commit will be acknowledged by this instance. The
+    /// first refusal stands.
+    fn refuse_from(&self, from: CommitSeq, error: AppendError) {
+        self.0.update(None, |s| {
+            s.refused.get_or_insert((from, error));
+        });
+    }
+}
+
+impl Drop for AckPublisher {
+    fn drop(&mut self) {
+        self.0.update(None, |s| s.closed = true);
+    }
+}
+
 /// An accepted commit: its sequence number now, its durability later.
 #[derive(Debug)]
 pub struct Appended {
     /// The commit's sequence number.
     pub seq: CommitSeq,
-    done: oneshot::Receiver<Result<CommitSeq, AppendError>>,
+    acks: Arc<Acks>,
 }
 
 impl Appended {
     /// Resolves when the commit is durable (and every earlier one), or with
     /// the reason it never will be acknowledged by this instance.
     pub async fn durable(self) -> Result<CommitSeq, AppendError> {
-        self.done.await.unwrap_or(Err(AppendError::Closed))
+        std::future::poll_fn(|cx| self.acks.poll(self.seq, cx)).await
     }
 }
 
@@ -222,6 +332,7 @@ impl Log {
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let (durable_tx, durable_rx) = watch::channel(CommitSeq(0));
+        let acks = Arc::new(Acks::default());
         let (stream_tx, stream_rx) = mpsc::unbounded_channel();
         let describe = store.describe();
         let budget_permits = usize::try_from(config.byte_budget).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
@@ -235,6 +346,7 @@ impl Log {
             ready: Some(ready_tx),
             shutdown: None,
             durable: durable_tx,
+            acks: AckPublisher(Arc::clone(&acks)),
             stream: options.stream_durable_commits.then_some(stream_tx),
             shared: None,
             planted,
@@ -254,6 +366,7 @@ impl Log {
             max_commit,
             failure: Mutex::new(None),
             durable: durable_rx,
+            acks,
             stats: Mutex::new(stats),
             epoch,
             leader: identity.leader,
@@ -298,18 +411,17 @@ impl Log {
                 return Err(self.closed_reason());
             }
         }
-        let (done, rx) = oneshot::channel();
         let mut next = lock(&s.next_seq);
         let seq = *next;
         let payload = make(seq);
         debug_assert_eq!(payload.len(), len, "append_with: the commit has the announced length");
-        if s.commands.send(Command::Append { seq, payload, permits, queued, done }).is_err() {
+        if s.commands.send(Command::Append { seq, payload, permits, queued }).is_err() {
             s.budget.add_permits(permits as usize);
             s.queued.add_permits(queued as usize);
             return Err(self.closed_reason());
         }
         *next = seq.next();
-        Ok(Appended { seq, done: rx })
+        Ok(Appended { seq, acks: Arc::clone(&s.acks) })
     }
 
     /// The sequence number the next append will get.
@@ -374,12 +486,13 @@ fn identity_from(seed: u64) -> Identity {
     Identity { leader: LeaderId(rng.random()), nonce: rng.random(), jitter_seed: rng.random() }
 }
 
+/// An accepted commit that is not durable yet.
 struct Waiter {
     seq: CommitSeq,
     appended_at: Instant,
     permits: u32,
+    /// Its bytes, for the durable stream (when one was asked for).
     payload: Option<Bytes>,
-    done: oneshot::Sender<Result<CommitSeq, AppendError>>,
 }
 
 type ReadyReply = (CommitSeq, Epoch, Stats, oneshot::Sender<Arc<Shared>>);
@@ -393,6 +506,7 @@ struct Driver<S> {
     ready: Option<oneshot::Sender<Result<ReadyReply, Failure>>>,
     shutdown: Option<oneshot::Sender<Result<(), AppendError>>>,
     durable: watch::Sender<CommitSeq>,
+    acks: AckPublisher,
     stream: Option<mpsc::UnboundedSender<(CommitSeq, Bytes)>>,
     /// Weak: the shared state holds the command channel's sender, and a
     /// strong reference here would keep the driver alive after the last `Log`.
@@ -450,6 +564,7 @@ impl<S: ObjectStore> Driver<S> {
                 if let Some(commits) = self.planted.acked_early(&input) {
                     let permits = planted::ack_early(&mut self.waiters, commits);
                     self.release_many(permits);
+                    self.publish_durable(commits.end);
                 }
                 let now = self.now();
                 if let Err(refused) = self.machine.handle(now, input) {
@@ -475,9 +590,9 @@ impl<S: ObjectStore> Driver<S> {
         let input = loop {
             let Some(command) = next else { break None };
             match command {
-                Command::Append { seq, payload, permits, queued, done } => {
+                Command::Append { seq, payload, permits, queued } => {
                     dequeued += u64::from(queued);
-                    self.append(now, Waiter { seq, appended_at, permits, payload: None, done }, payload);
+                    self.append(now, Waiter { seq, appended_at, permits, payload: None }, payload);
                 }
                 Command::Shutdown { done } => {
                     self.shutdown = Some(done);
@@ -508,7 +623,7 @@ impl<S: ObjectStore> Driver<S> {
             }
             Err(refused) => {
                 self.release(waiter.permits);
-                let _ = waiter.done.send(Err(refused.into()));
+                self.acks.refuse_from(waiter.seq, refused.into());
             }
         }
     }
@@ -628,10 +743,10 @@ impl<S: ObjectStore> Driver<S> {
     }
 
     fn durable(&mut self, commits: CommitRange) {
-        // The watermark moves first: whoever sees its commit durable sees it too.
-        let _ = self.durable.send(commits.end);
+        self.publish_durable(commits.end);
         let mut permits = 0u64;
         let now = Instant::now();
+        let mut first = true;
         while self.waiters.front().is_some_and(|w| w.seq < commits.end) {
             let Some(w) = self.waiters.pop_front() else { break };
             let latency = now.saturating_duration_since(w.appended_at);
@@ -639,13 +754,24 @@ impl<S: ObjectStore> Driver<S> {
             if let (Some(stream), Some(payload)) = (&self.stream, w.payload) {
                 let _ = stream.send((w.seq, payload));
             }
-            let heard = w.done.send(Ok(w.seq)).is_ok();
-            // planted-bugs: DriverBug::LeakBudgetOnUnheardAck.
-            if heard || !self.planted.has(DriverBug::LeakBudgetOnUnheardAck) {
+            // planted-bugs: DriverBug::LeakBudgetOnAckWaves.
+            if first || !self.planted.has(DriverBug::LeakBudgetOnAckWaves) {
                 permits += u64::from(w.permits);
             }
+            first = false;
         }
         self.release_many(permits);
+    }
+
+    /// Moves the watermark (for [`Log::watch_durable`] and for the waiting
+    /// appends) up to `end`, never down.
+    fn publish_durable(&self, end: CommitSeq) {
+        self.durable.send_if_modified(|durable| {
+            let moved = end > *durable;
+            *durable = (*durable).max(end);
+            moved
+        });
+        self.acks.durable(end);
     }
 
     fn release_many(&self, permits: u64) {
@@ -668,10 +794,9 @@ impl<S: ObjectStore> Driver<S> {
         if self.planted.has(DriverBug::AbandonWaitersOnFailure) {
             return;
         }
-        let error = AppendError::from(failure);
-        for w in self.waiters.drain(..) {
-            let _ = w.done.send(Err(error.clone()));
-        }
+        self.waiters.clear();
+        let durable = *self.durable.borrow();
+        self.acks.refuse_from(durable, failure.into());
     }
 }
 
@@ -704,5 +829,71 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waiting(acks: &Acks, seqs: &[u64]) -> Vec<Arc<Counter>> {
+        seqs.iter()
+            .map(|&seq| {
+                let counter = Arc::new(Counter::default());
+                let waker = Waker::from(Arc::clone(&counter));
+                assert!(acks.poll(CommitSeq(seq), &mut Context::from_waker(&waker)).is_pending());
+                counter
+            })
+            .collect()
+    }
+
+    fn wakes(counters: &[Arc<Counter>]) -> Vec<usize> {
+        counters.iter().map(|c| c.0.load(Ordering::SeqCst)).collect()
+    }
+
+    fn poll(acks: &Acks, seq: u64) -> Poll<Result<CommitSeq, AppendError>> {
+        acks.poll(CommitSeq(seq), &mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_moving_watermark_wakes_only_the_appends_it_passes() {
+        let acks = Arc::new(Acks::default());
+        let publisher = AckPublisher(Arc::clone(&acks));
+        let counters = waiting(&acks, &[0, 1, 2, 3]);
+        publisher.durable(CommitSeq(2));
+        assert_eq!(wakes(&counters), [1, 1, 0, 0]);
+        assert_eq!(poll(&acks, 1), Poll::Ready(Ok(CommitSeq(1))));
+        assert!(poll(&acks, 2).is_pending());
+        publisher.durable(CommitSeq(1));
+        assert_eq!(wakes(&counters), [1, 1, 0, 0], "the watermark never moves down");
+        assert!(poll(&acks, 2).is_pending());
+    }
+
+    #[test]
+    fn a_refusal_settles_every_later_commit_and_a_stopped_driver_every_other() {
+        let acks = Arc::new(Acks::default());
+        let publisher = AckPublisher(Arc::clone(&acks));
+        let counters = waiting(&acks, &[4, 5, 6]);
+        publisher.refuse_from(CommitSeq(5), AppendError::ShuttingDown);
+        assert_eq!(wakes(&counters), [1, 1, 1]);
+        assert!(poll(&acks, 4).is_pending(), "a commit before the refusal may still become durable");
+        assert_eq!(poll(&acks, 6), Poll::Ready(Err(AppendError::ShuttingDown)));
+        publisher.refuse_from(CommitSeq(4), AppendError::Closed);
+        assert_eq!(poll(&acks, 5), Poll::Ready(Err(AppendError::ShuttingDown)), "the first refusal stands");
+        drop(publisher);
+        assert_eq!(poll(&acks, 4), Poll::Ready(Err(AppendError::Closed)));
     }
 }

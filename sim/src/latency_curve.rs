@@ -377,6 +377,9 @@ pub fn candidates() -> anyhow::Result<Vec<Candidate>> {
         ("hedge after 40 ms", hedge(40)),
         ("hedge after 60 ms", hedge(60)),
         ("window 100, hedge after 30 ms", Config { hedge_after: Some(Duration::from_millis(30)), ..window(100) }),
+        ("batch_timeout 5 ms, hedge after 40 ms", Config { batch_timeout: Duration::from_millis(5), ..hedge(40) }),
+        ("batch_timeout 10 ms, hedge after 40 ms", Config { batch_timeout: Duration::from_millis(10), ..hedge(40) }),
+        ("batch_timeout 5 ms, hedge after 30 ms", Config { batch_timeout: Duration::from_millis(5), ..hedge(30) }),
     ];
     variants
         .into_iter()

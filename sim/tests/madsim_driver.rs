@@ -157,8 +157,8 @@ fn acking_when_the_put_returns_is_caught() {
 }
 
 #[test]
-fn leaking_budget_for_unheard_acks_is_caught() {
-    expect_caught(DriverBug::LeakBudgetOnUnheardAck, &[DriverInvariant::Liveness]);
+fn leaking_budget_on_ack_waves_is_caught() {
+    expect_caught(DriverBug::LeakBudgetOnAckWaves, &[DriverInvariant::Liveness]);
 }
 
 #[test]

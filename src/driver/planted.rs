@@ -16,12 +16,12 @@ use crate::types::{CommitRange, RequestId};
 /// A bug to plant in a [`super::Log`] with [`super::Log::open_planted`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DriverBug {
-    /// Resolves an append's future when its batch's PUT returns 201, rather
-    /// than when the durable watermark passes it.
+    /// Moves the durable watermark past a batch's commits when its PUT
+    /// returns 201, rather than when the machine reports them durable.
     AckOnPutReturn,
-    /// Gives the byte budget back only for acks someone hears: a commit
-    /// whose `Appended` was dropped keeps its bytes forever.
-    LeakBudgetOnUnheardAck,
+    /// Gives the byte budget back only for the first commit of each durable
+    /// range: every ack wave of more than one commit keeps bytes forever.
+    LeakBudgetOnAckWaves,
     /// Forgets to resolve the waiting appends when the log fails.
     AbandonWaitersOnFailure,
     /// One of the state machine's planted bugs.
@@ -31,7 +31,7 @@ pub enum DriverBug {
 impl DriverBug {
     /// Every bug of the driver itself.
     pub const DRIVER: [DriverBug; 3] =
-        [DriverBug::AckOnPutReturn, DriverBug::LeakBudgetOnUnheardAck, DriverBug::AbandonWaitersOnFailure];
+        [DriverBug::AckOnPutReturn, DriverBug::LeakBudgetOnAckWaves, DriverBug::AbandonWaitersOnFailure];
 }
 
 /// The bug planted in one driver, and what it needs to misbehave.
@@ -84,16 +84,11 @@ impl Planted {
     }
 }
 
-/// Resolves the waiters of `commits` now, wherever the watermark is;
-/// returns their permits.
+/// Forgets the waiters of `commits` (the caller acknowledges them now,
+/// wherever the machine is); returns their permits.
 pub(super) fn ack_early(waiters: &mut VecDeque<Waiter>, commits: CommitRange) -> u64 {
     let (early, keep): (VecDeque<Waiter>, VecDeque<Waiter>) =
         std::mem::take(waiters).into_iter().partition(|w| commits.start <= w.seq && w.seq < commits.end);
     *waiters = keep;
-    let mut permits = 0;
-    for w in early {
-        permits += u64::from(w.permits);
-        let _ = w.done.send(Ok(w.seq));
-    }
-    permits
+    early.iter().map(|w| u64::from(w.permits)).sum()
 }
