@@ -18,6 +18,10 @@ bench:
 bench-machine:
     cargo bench --bench machine
 
+# The tokio driver's per-commit cost on the in-memory store, next to the machine alone.
+bench-driver:
+    cargo bench --bench driver
+
 # Peak RSS of `s3wal load` under overload against its byte budget.
 bench-rss:
     ./scripts/rss.sh

@@ -3,7 +3,8 @@
 #
 #   scripts/bench.sh          (what `just bench` runs)
 #
-# 1. the state machine alone: `cargo bench --bench machine`, quick mode
+# 1. the state machine alone: `cargo bench --bench machine`, quick mode;
+#    the tokio driver's per-commit cost: `cargo bench --bench driver`, quick
 # 2. `s3wal bench` (s3wal against the naive writer, and its PUT costs) on a
 #    private moto server on 127.0.0.1 (scripts/moto.sh), stopped at the end
 # 3. the simulator's latency curve: `s3wal-sim latency`
@@ -36,6 +37,8 @@ build() {
 machine() {
     step "the state machine alone (S3WAL_BENCH_QUICK=1 cargo bench --bench machine)"
     S3WAL_BENCH_QUICK=1 cargo bench --bench machine | tee "$OUT/machine.txt"
+    step "the tokio driver per commit (S3WAL_BENCH_QUICK=1 cargo bench --bench driver)"
+    S3WAL_BENCH_QUICK=1 cargo bench --bench driver | tee "$OUT/driver.txt"
 }
 
 store() {
@@ -71,6 +74,8 @@ summary() {
             target = (name == "100B") ? ">= 20 M/s and <= 2 x Vec time" : ""
             printf fmt, "machine alone, " name " commits", $3 " M commits/s, " ratio " x Vec time", target
         }' "$OUT/machine.txt"
+    awk -v fmt="$fmt" '/^driver \(/ { d = $5 " ns/commit" } /^driver\/machine time/ { x = $NF }
+        END { printf fmt, "driver per commit, 100 B, MemStore", d ", " x " the machine alone", "" }' "$OUT/driver.txt"
     awk -v fmt="$fmt" '$1 == "W1" && ($3 == 1 || $3 == 64) && ($4 == "s3wal" || $4 == "naive") {
             printf fmt, "W1 P=" $3 " " $4, $5 " commits/s, p50 " $6 ", p99 " $8, ""
         }
