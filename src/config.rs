@@ -43,6 +43,11 @@ pub struct Config {
     /// slow PUT delays every commit behind it: a hedge trades a few extra
     /// PUTs for a shorter tail. `None` never hedges.
     pub hedge_after: Option<Duration>,
+    /// With `hedge_after` set, hedge after this store's smoothed PUT round
+    /// trip plus four mean deviations, learnt from every PUT answer (TCP's
+    /// retransmission-timeout rule), and never sooner than `hedge_after`:
+    /// one setting then fits a store near and far.
+    pub hedge_adaptive: bool,
 }
 
 impl Default for Config {
@@ -58,6 +63,7 @@ impl Default for Config {
             byte_budget: 128 << 20,
             health_probe_interval: Duration::from_secs(5),
             hedge_after: None,
+            hedge_adaptive: false,
         }
     }
 }
@@ -185,6 +191,12 @@ impl Config {
                 "must be > 0 when set",
             ),
             check(
+                "hedge_adaptive",
+                self.hedge_adaptive,
+                !self.hedge_adaptive || self.hedge_after.is_some(),
+                "needs hedge_after (the shortest delay it may choose)",
+            ),
+            check(
                 "byte_budget",
                 self.byte_budget,
                 self.byte_budget >= self.batch_size_threshold && self.byte_budget > 0,
@@ -248,6 +260,14 @@ mod tests {
     fn batch_size_threshold_must_be_positive() {
         let e = rejects(Config { batch_size_threshold: 0, ..Config::default() }, "batch_size_threshold");
         assert_eq!(e.value, "0");
+    }
+
+    #[test]
+    fn hedge_adaptive_needs_hedge_after() {
+        let e = rejects(Config { hedge_adaptive: true, ..Config::default() }, "hedge_adaptive");
+        assert!(e.allowed.contains("hedge_after"), "{e}");
+        let floor = Some(Duration::from_millis(5));
+        assert!(Config { hedge_adaptive: true, hedge_after: floor, ..Config::default() }.validate().is_ok());
     }
 
     #[test]

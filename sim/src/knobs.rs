@@ -147,8 +147,17 @@ impl RunKnobs {
             c.retry_base_delay.as_micros(),
             c.retry_max_delay.as_millis(),
             c.byte_budget,
-            c.hedge_after.map_or_else(|| "off".to_string(), |d| format!("{}us", d.as_micros()))
+            hedge_summary(c)
         )
+    }
+}
+
+/// `off`, the delay, or the adaptive delay's floor.
+fn hedge_summary(c: &Config) -> String {
+    match c.hedge_after {
+        None => "off".to_string(),
+        Some(d) if c.hedge_adaptive => format!("adaptive from {}us", d.as_micros()),
+        Some(d) => format!("{}us", d.as_micros()),
     }
 }
 
@@ -175,15 +184,18 @@ fn draw_config(rng: &mut ChaCha8Rng, max_commit: usize) -> ValidConfig {
         byte_budget,
         health_probe_interval: Duration::from_secs_f64(log_uniform(rng, 0.05, 10.0)),
         hedge_after: None,
+        hedge_adaptive: false,
     })
 }
 
 /// Half the runs hedge slow PUTs, after 2 to 200 ms: from far below the
 /// drawn round trips (hedging almost every PUT, so the two PUTs of a pair
-/// race and collide) to far above them.
+/// race and collide) to far above them. Half of those learn the delay from
+/// the round trips, with the drawn one as its floor.
 fn with_hedging(config: ValidConfig, rng: &mut ChaCha8Rng) -> ValidConfig {
     let hedge_after = chance(rng, 0.5).then(|| Duration::from_secs_f64(log_uniform(rng, 0.002, 0.2)));
-    valid(Config { hedge_after, ..config.get().clone() })
+    let hedge_adaptive = hedge_after.is_some() && chance(rng, 0.5);
+    valid(Config { hedge_after, hedge_adaptive, ..config.get().clone() })
 }
 
 fn valid(config: Config) -> ValidConfig {

@@ -364,6 +364,8 @@ pub fn candidates() -> anyhow::Result<Vec<Candidate>> {
     let window = |n: u32| Config { max_in_flight_requests: n, target_pool_size: 2 * n, ..default.clone() };
     let timeout = |d: Duration| Config { batch_timeout: d, ..default.clone() };
     let hedge = |ms: u64| Config { hedge_after: Some(Duration::from_millis(ms)), ..default.clone() };
+    let adaptive = |floor_ms: u64| Config { hedge_adaptive: true, ..hedge(floor_ms) };
+    let window_hedge = |n: u32, ms: u64| Config { hedge_after: Some(Duration::from_millis(ms)), ..window(n) };
     let variants = [
         ("default (1 ms, 1 MiB, window 50)", default.clone()),
         ("window 20", window(20)),
@@ -376,10 +378,13 @@ pub fn candidates() -> anyhow::Result<Vec<Candidate>> {
         ("hedge after 30 ms", hedge(30)),
         ("hedge after 40 ms", hedge(40)),
         ("hedge after 60 ms", hedge(60)),
-        ("window 100, hedge after 30 ms", Config { hedge_after: Some(Duration::from_millis(30)), ..window(100) }),
+        ("window 100, hedge after 30 ms", window_hedge(100, 30)),
         ("batch_timeout 5 ms, hedge after 40 ms", Config { batch_timeout: Duration::from_millis(5), ..hedge(40) }),
         ("batch_timeout 10 ms, hedge after 40 ms", Config { batch_timeout: Duration::from_millis(10), ..hedge(40) }),
         ("batch_timeout 5 ms, hedge after 30 ms", Config { batch_timeout: Duration::from_millis(5), ..hedge(30) }),
+        ("hedge adaptive, floor 1 ms", adaptive(1)),
+        ("hedge adaptive, floor 20 ms", adaptive(20)),
+        ("window 100, hedge adaptive, floor 1 ms", Config { hedge_adaptive: true, ..window_hedge(100, 1) }),
     ];
     variants
         .into_iter()

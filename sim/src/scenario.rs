@@ -12,6 +12,7 @@
 //! batch_size_threshold = 4096
 //! batch_timeout_ms = 5.0
 //! hedge_after_ms = 30.0                # hedging is off unless set
+//! hedge_adaptive = true                # learn the delay, hedge_after_ms its floor
 //! [workload]
 //! producers = 2
 //! arrival = "steady"                   # or "bursty"
@@ -73,6 +74,7 @@ struct ConfigOverrides {
     batch_size_threshold: Option<u64>,
     batch_timeout_ms: Option<f64>,
     hedge_after_ms: Option<f64>,
+    hedge_adaptive: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -158,6 +160,7 @@ impl Scenario {
         c.batch_size_threshold = o.batch_size_threshold.unwrap_or(c.batch_size_threshold);
         c.batch_timeout = o.batch_timeout_ms.map_or(c.batch_timeout, ms);
         c.hedge_after = o.hedge_after_ms.map(ms);
+        c.hedge_adaptive = o.hedge_adaptive.unwrap_or(false);
         let w = &self.workload;
         if let Some(s) = &w.sizes {
             k.workload.sizes = match s.as_str() {

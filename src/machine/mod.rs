@@ -17,9 +17,11 @@ mod planted;
 mod read_back;
 mod recovery;
 mod retry;
+mod round_trips;
 mod window;
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::{debug, info, warn};
@@ -35,6 +37,7 @@ pub use planted::PlantedBug;
 use batcher::{Batcher, SealedBatch, SendNow};
 use health::Health;
 use read_back::ReadBack;
+use round_trips::RoundTrips;
 use window::{Hedge, Retry, Slot, SlotState, Window};
 
 /// Who this instance is. Everything random the machine needs comes from here.
@@ -208,6 +211,8 @@ pub struct Persister {
     timer: Option<Time>,
     retry_deadline: Option<Time>,
     health: Health,
+    /// PUT round trips, for `Config::hedge_adaptive`.
+    round_trips: RoundTrips,
     stats: Stats,
     bug: Option<PlantedBug>,
 }
@@ -268,6 +273,7 @@ impl Persister {
             timer: None,
             retry_deadline: None,
             health,
+            round_trips: RoundTrips::default(),
             stats: Stats::default(),
             bug: None,
         }
@@ -566,7 +572,7 @@ impl Persister {
         }
     }
 
-    fn claim_fences(&mut self) {
+    fn claim_fences(&mut self, now: Time) {
         loop {
             let Phase::Fencing(fencing) = &self.phase else { return };
             let position = self.window.next_position();
@@ -575,7 +581,7 @@ impl Persister {
             }
             let (body, tag) = format::encode_fence(self.header(ObjectKind::Fence, position, self.durable_seq));
             let empty = CommitRange::new(self.durable_seq, self.durable_seq);
-            self.claim(position, empty, 0, body, tag, Hedge::Spent);
+            self.claim(now, position, empty, 0, body, tag, Hedge::Spent);
         }
     }
 
@@ -625,6 +631,10 @@ impl Persister {
     fn on_put_finished(&mut self, now: Time, request: RequestId, outcome: PutOutcome) {
         if !self.is_claiming() {
             return;
+        }
+        if self.config.hedge_adaptive {
+            let answered = matches!(outcome, PutOutcome::Created | PutOutcome::AlreadyExists);
+            self.round_trips.answered(request, now, answered);
         }
         if let Some(position) = self.window.take_orphan(request) {
             if outcome == PutOutcome::Created {
@@ -847,10 +857,10 @@ impl Persister {
             Phase::ReadingBack { .. } => {
                 self.issue_reads(now);
                 self.finish_reading_back_if_done();
-                self.claim_fences();
+                self.claim_fences(now);
             }
             Phase::Fencing(_) => {
-                self.claim_fences();
+                self.claim_fences(now);
                 self.finish_fencing_if_done();
                 self.send_ready_batches(now);
             }
@@ -928,12 +938,14 @@ impl Persister {
         self.stats.batches += 1;
         self.actions.push_back(Action::Accepted { commits: batch.commits });
         let hedge = self.hedge_for(now);
-        self.claim(position, batch.commits, batch.payload_bytes, body, tag, hedge);
+        self.claim(now, position, batch.commits, batch.payload_bytes, body, tag, hedge);
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     fn claim(
         &mut self,
+        now: Time,
         position: Position,
         commits: CommitRange,
         payload_bytes: u64,
@@ -944,7 +956,15 @@ impl Persister {
         let request = self.new_request();
         let state = SlotState::Putting { request, hedge };
         self.window.claim(Slot { position, commits, payload_bytes, body, tag, state, failures: 0 });
-        self.emit_put(request, position);
+        self.emit_put(now, request, position);
+    }
+
+    /// How long a batch PUT may be out before it is hedged, if hedging is on:
+    /// `hedge_after`, or with `hedge_adaptive` what the store's round trips
+    /// say, never less than `hedge_after`.
+    fn hedge_delay(&self) -> Option<Duration> {
+        let floor = self.config.hedge_after?;
+        Some(if self.config.hedge_adaptive { self.round_trips.hedge_delay(floor) } else { floor })
     }
 
     /// A batch PUT sent at `now` may be hedged if a delay is configured.
@@ -975,14 +995,14 @@ impl Persister {
         let Some(slot) = self.window.slot(position) else { return };
         let hedge = if slot.commits.is_empty() { Hedge::Spent } else { hedge };
         slot.state = SlotState::Putting { request, hedge };
-        self.emit_put(request, position);
+        self.emit_put(now, request, position);
     }
 
     /// Sends a second PUT for every batch whose PUT has been out longer
     /// than `hedge_after`, while the window has room for it. Not while the
     /// store is unhealthy: it would only add requests to a failing store.
     fn send_due_hedges(&mut self, now: Time) {
-        let Some(delay) = self.config.hedge_after else { return };
+        let Some(delay) = self.hedge_delay() else { return };
         if !self.health.is_healthy() {
             return;
         }
@@ -997,11 +1017,14 @@ impl Persister {
             }
             self.stats.hedges += 1;
             debug!(%position, "PUT slow; hedged");
-            self.emit_put(request, position);
+            self.emit_put(now, request, position);
         }
     }
 
-    fn emit_put(&mut self, request: RequestId, position: Position) {
+    fn emit_put(&mut self, now: Time, request: RequestId, position: Position) {
+        if self.config.hedge_adaptive {
+            self.round_trips.sent(request, now);
+        }
         let Some(slot) = self.window.slot(position) else { return };
         let put = PutRequest {
             request,
@@ -1104,6 +1127,7 @@ impl Persister {
         }
         self.window.clear();
         self.batcher.clear();
+        self.round_trips.clear();
         let used = self.budget.used;
         self.release_budget(used);
     }
@@ -1129,7 +1153,7 @@ impl Persister {
 
     /// When the next PUT becomes due for a hedge, if one can be sent.
     fn hedge_due(&self) -> Option<Time> {
-        let delay = self.config.hedge_after?;
+        let delay = self.hedge_delay()?;
         let room = matches!(self.phase, Phase::Writing | Phase::Draining)
             && self.health.is_healthy()
             && self.places_taken() < self.window_limit();

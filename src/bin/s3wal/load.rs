@@ -74,6 +74,10 @@ pub struct Tuning {
     /// (off unless given; about 40 for S3 in the same region).
     #[arg(long)]
     pub hedge_after_ms: Option<f64>,
+    /// hedge_adaptive: learn the hedge delay from the store's round trips,
+    /// never below --hedge-after-ms (which it needs).
+    #[arg(long)]
+    pub hedge_adaptive: bool,
 }
 
 impl Tuning {
@@ -95,6 +99,7 @@ impl Tuning {
         if let Some(ms) = self.hedge_after_ms {
             c.hedge_after = Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
         }
+        c.hedge_adaptive = self.hedge_adaptive;
         c
     }
 }

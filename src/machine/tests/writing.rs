@@ -732,3 +732,57 @@ fn an_orphan_holds_its_place_until_it_answers() {
     assert_eq!(h.pending().len(), 3, "its place went to the waiting batch");
     assert_eq!(h.m.outstanding_requests(), 3);
 }
+
+// ---- the adaptive hedge delay ------------------------------------------
+
+/// Sends `n` lone commits, one after another, and answers each one's PUT
+/// (and its hedge, if it got one) `rtt_ms` after it was sent.
+fn lone_puts_answered_after(h: &mut Harness, n: usize, rtt_ms: u64) {
+    for _ in 0..n {
+        h.commit(b"x");
+        let position = h.pending()[0].1;
+        h.advance(rtt_ms);
+        let mut requests = h.requests_at(position).into_iter();
+        let first = requests.next().expect("a PUT");
+        h.complete(first, PutOutcome::Created);
+        for hedge in requests {
+            h.complete(hedge, PutOutcome::AlreadyExists);
+        }
+    }
+}
+
+/// How long after it was sent a lone PUT left unanswered gets its hedge.
+fn hedged_after_ms(h: &mut Harness) -> u64 {
+    h.commit(b"slow");
+    let position = h.pending()[0].1;
+    (1..=1_000)
+        .find(|_| {
+            h.advance(1);
+            h.requests_at(position).len() == 2
+        })
+        .expect("hedged within a second")
+}
+
+#[test]
+fn an_adaptive_hedge_delay_follows_the_stores_round_trips() {
+    let adaptive = Config { hedge_adaptive: true, hedge_after: Some(Duration::from_millis(2)), ..hedged(8) };
+    let mut h = Harness::new(adaptive);
+    lone_puts_answered_after(&mut h, 40, 20);
+    let near = hedged_after_ms(&mut h);
+    assert!((18..=26).contains(&near), "steady 20 ms round trips: hedged after {near} ms");
+    h.advance(20);
+    for (request, _) in h.pending() {
+        h.complete(request, PutOutcome::Created);
+    }
+    lone_puts_answered_after(&mut h, 40, 80);
+    let far = hedged_after_ms(&mut h);
+    assert!(far > 60, "80 ms round trips: hedged after {far} ms, not at the old delay");
+}
+
+#[test]
+fn an_adaptive_hedge_delay_never_goes_below_its_floor() {
+    let adaptive = Config { hedge_adaptive: true, hedge_after: Some(Duration::from_millis(30)), ..hedged(8) };
+    let mut h = Harness::new(adaptive);
+    lone_puts_answered_after(&mut h, 40, 5);
+    assert_eq!(hedged_after_ms(&mut h), 30, "5 ms round trips, but the floor is 30 ms");
+}
