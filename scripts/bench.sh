@@ -95,6 +95,9 @@ summary() {
         }
         /^hedge after 40 ms / {
             printf fmt, "sim, hedge_after 40 ms", "p50@10% " $6 " ms, p99@50% " $13 " ms, peak " $5, "same bounds"
+        }
+        /^hedge adaptive, floor 1 ms / {
+            printf fmt, "sim, hedge_adaptive (floor 1 ms)", "p50@10% " $7 " ms, p99@50% " $14 " ms, peak " $6, "same bounds"
         }' "$OUT/latency.txt"
     awk -v fmt="$fmt" '$2 == "MiB" && $4 == "MiB" { printf fmt, "peak RSS, byte budget " $1 " MiB", $3 " MiB", "<= " $5 " MiB: " $7 }' \
         "$OUT/rss.txt"

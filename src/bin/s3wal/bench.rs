@@ -11,7 +11,7 @@ use bytes::Bytes;
 use clap::Args;
 use s3wal::driver::{Log, OpenOptions};
 use s3wal::store::{ObjectStore, Prefixed};
-use s3wal::PutOutcome;
+use s3wal::{Config, PutOutcome};
 
 use crate::load::Tuning;
 use crate::report::{batch_puts, ms, Latencies};
@@ -96,10 +96,8 @@ impl CostRow {
 
 /// PUT requests per 1,000 commits and per GB of commits, s3wal at its
 /// default settings: what a user multiplies by their request price.
-fn print_costs(rows: &[CostRow]) {
-    println!(
-        "\nrequests (s3wal, default config; fence PUTs of each open not counted; naive = 1,000 per 1,000 commits)"
-    );
+fn print_costs(rows: &[CostRow], config: &str) {
+    println!("\nrequests (s3wal, {config}; fence PUTs of each open not counted; naive = 1,000 per 1,000 commits)");
     println!(
         "{:<12} {:>4} {:>10} {:>8} {:>15} {:>12} {:>12}",
         "workload", "P", "commits", "PUTs", "PUTs/1k commits", "PUTs/GB", "$/GB PUTs"
@@ -136,8 +134,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         format!("bench-{run_id}-{run}")
     };
     let limit = Duration::from_secs_f64(args.seconds);
+    let config = if args.tuning.config() == Config::default() { "default config" } else { "config from the flags" };
     println!(
-        "s3wal bench on {}: {:.1}s per measurement, {} rounds, A = s3wal (default config), B = naive",
+        "s3wal bench on {}: {:.1}s per measurement, {} rounds, A = s3wal ({config}), B = naive",
         root.describe(),
         args.seconds,
         args.rounds
@@ -202,7 +201,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             100.0 * mb_per_sec / raw_mb_per_sec.max(1e-9)
         );
     }
-    print_costs(&costs);
+    print_costs(&costs, config);
     if let Some(ratio) = ratio_at_64 {
         println!("\nratio vs naive at 64 producers: {ratio:.1}x");
     }
