@@ -98,6 +98,11 @@ summary() {
         }
         /^hedge adaptive, floor 1 ms / {
             printf fmt, "sim, hedge_adaptive (floor 1 ms)", "p50@10% " $7 " ms, p99@50% " $14 " ms, peak " $6, "same bounds"
+        }
+        /^targets per config/ { per_config = 1; next }
+        per_config && /: met .*: met$/ {
+            name = substr($0, 1, 40); sub(/ +$/, "", name)
+            printf fmt, "sim config meeting both targets", name, "bounds from its own PUTs"
         }' "$OUT/latency.txt"
     awk -v fmt="$fmt" '$2 == "MiB" && $4 == "MiB" { printf fmt, "peak RSS, byte budget " $1 " MiB", $3 " MiB", "<= " $5 " MiB: " $7 }' \
         "$OUT/rss.txt"
