@@ -213,10 +213,8 @@ impl Acks {
             return Poll::Ready(outcome);
         }
         match state.waiting.entry(seq) {
-            Entry::Occupied(mut e) if !e.get().will_wake(cx.waker()) => {
-                e.insert(cx.waker().clone());
-            }
-            Entry::Occupied(_) => {}
+            // `clone_from` keeps the waker it has if that one wakes the same task.
+            Entry::Occupied(mut e) => e.get_mut().clone_from(cx.waker()),
             Entry::Vacant(e) => {
                 e.insert(cx.waker().clone());
             }
@@ -563,7 +561,7 @@ impl<S: ObjectStore> Driver<S> {
                 // planted-bugs: DriverBug::AckOnPutReturn.
                 if let Some(commits) = self.planted.acked_early(&input) {
                     let permits = planted::ack_early(&mut self.waiters, commits);
-                    self.release_many(permits);
+                    self.release(permits);
                     self.publish_durable(commits.end);
                 }
                 let now = self.now();
@@ -622,7 +620,7 @@ impl<S: ObjectStore> Driver<S> {
                 self.waiters.push_back(waiter);
             }
             Err(refused) => {
-                self.release(waiter.permits);
+                self.release(u64::from(waiter.permits));
                 self.acks.refuse_from(waiter.seq, refused.into());
             }
         }
@@ -630,14 +628,8 @@ impl<S: ObjectStore> Driver<S> {
 
     /// The machine copied (or refused) a payload: its queue place is free.
     fn dequeued(&self, queued: u64) {
-        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
+        if let Some(shared) = self.shared() {
             shared.queued.add_permits(usize::try_from(queued).unwrap_or(usize::MAX));
-        }
-    }
-
-    fn release(&self, permits: u32) {
-        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
-            shared.budget.add_permits(permits as usize);
         }
     }
 
@@ -698,8 +690,7 @@ impl<S: ObjectStore> Driver<S> {
                 Action::ShutdownComplete => {
                     if let Some(done) = self.shutdown.take() {
                         // A failed machine that then shut down no longer reports its failure.
-                        let failed =
-                            self.shared.as_ref().and_then(Weak::upgrade).and_then(|s| lock(&s.failure).clone());
+                        let failed = self.shared().and_then(|s| lock(&s.failure).clone());
                         let result = match self.machine.failure().cloned().or(failed) {
                             Some(f) => Err(f.into()),
                             None => Ok(()),
@@ -707,7 +698,7 @@ impl<S: ObjectStore> Driver<S> {
                         let _ = done.send(result);
                     }
                     // Nothing reads the queue any more: wake whoever waits for a place.
-                    if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
+                    if let Some(shared) = self.shared() {
                         shared.queued.close();
                     }
                     step = Step::Stop;
@@ -724,7 +715,7 @@ impl<S: ObjectStore> Driver<S> {
     fn publish_stats(&self) {
         let stats = self.machine.stats();
         publish_metrics(stats, self.machine.window_len());
-        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
+        if let Some(shared) = self.shared() {
             *lock(&shared.stats) = stats.clone();
         }
     }
@@ -760,7 +751,7 @@ impl<S: ObjectStore> Driver<S> {
             }
             first = false;
         }
-        self.release_many(permits);
+        self.release(permits);
     }
 
     /// Moves the watermark (for [`Log::watch_durable`] and for the waiting
@@ -774,17 +765,23 @@ impl<S: ObjectStore> Driver<S> {
         self.acks.durable(end);
     }
 
-    fn release_many(&self, permits: u64) {
-        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
+    /// Gives byte budget back to the appenders.
+    fn release(&self, permits: u64) {
+        if let Some(shared) = self.shared() {
             shared.budget.add_permits(usize::try_from(permits).unwrap_or(usize::MAX));
         }
+    }
+
+    /// The state shared with the appenders, while a `Log` still holds it.
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared.as_ref().and_then(Weak::upgrade)
     }
 
     fn failed(&mut self, _commits: CommitRange, failure: Failure) {
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Err(failure.clone()));
         }
-        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
+        if let Some(shared) = self.shared() {
             *lock(&shared.failure) = Some(failure.clone());
             // Wake every appender waiting for budget: they will see the failure.
             shared.budget.close();

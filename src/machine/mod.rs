@@ -581,7 +581,7 @@ impl Persister {
             }
             let (body, tag) = format::encode_fence(self.header(ObjectKind::Fence, position, self.durable_seq));
             let empty = CommitRange::new(self.durable_seq, self.durable_seq);
-            self.claim(now, position, empty, 0, body, tag, Hedge::Spent);
+            self.claim(now, position, empty, 0, body, tag);
         }
     }
 
@@ -937,12 +937,9 @@ impl Persister {
         let (body, tag) = BatchBuilder::seal(batch.builder, header);
         self.stats.batches += 1;
         self.actions.push_back(Action::Accepted { commits: batch.commits });
-        let hedge = self.hedge_for(now);
-        self.claim(now, position, batch.commits, batch.payload_bytes, body, tag, hedge);
+        self.claim(now, position, batch.commits, batch.payload_bytes, body, tag);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    #[allow(clippy::too_many_arguments)]
     fn claim(
         &mut self,
         now: Time,
@@ -951,10 +948,9 @@ impl Persister {
         payload_bytes: u64,
         body: Bytes,
         tag: ObjectTag,
-        hedge: Hedge,
     ) {
         let request = self.new_request();
-        let state = SlotState::Putting { request, hedge };
+        let state = SlotState::Putting { request, hedge: self.hedge_for(now, commits) };
         self.window.claim(Slot { position, commits, payload_bytes, body, tag, state, failures: 0 });
         self.emit_put(now, request, position);
     }
@@ -968,10 +964,11 @@ impl Persister {
     }
 
     /// A batch PUT sent at `now` may be hedged if a delay is configured.
-    /// Fences are not: recovery is not on any commit's path.
-    fn hedge_for(&self, now: Time) -> Hedge {
+    /// Fences (no commits) are not: recovery is not on any commit's path.
+    fn hedge_for(&self, now: Time, commits: CommitRange) -> Hedge {
+        let writing = matches!(self.phase, Phase::Writing | Phase::Draining);
         match self.config.hedge_after {
-            Some(_) if matches!(self.phase, Phase::Writing | Phase::Draining) => Hedge::Armed { since: now },
+            Some(_) if writing && !commits.is_empty() => Hedge::Armed { since: now },
             _ => Hedge::Spent,
         }
     }
@@ -991,9 +988,9 @@ impl Persister {
     /// Sends the position's PUT again, with the very same bytes.
     fn issue_put(&mut self, now: Time, position: Position) {
         let request = self.new_request();
-        let hedge = self.hedge_for(now);
+        let Some(commits) = self.window.slot(position).map(|slot| slot.commits) else { return };
+        let hedge = self.hedge_for(now, commits);
         let Some(slot) = self.window.slot(position) else { return };
-        let hedge = if slot.commits.is_empty() { Hedge::Spent } else { hedge };
         slot.state = SlotState::Putting { request, hedge };
         self.emit_put(now, request, position);
     }
