@@ -281,15 +281,13 @@ impl<S: ObjectStore> Commits<'_, S> {
             return Err(ReadError::Inconsistent { position, detail: "tag does not match the object".into() });
         }
         let added = self.replayer.push(&object)?;
-        let range = self.range.clone();
-        let fresh: Vec<(CommitSeq, Bytes)> = added
-            .commits
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (added.first.plus(i as u64), c.clone()))
-            .filter(|(seq, _)| range.contains(seq))
-            .collect();
-        self.pending = fresh.into_iter();
+        // Only the commits inside the range become `Bytes`.
+        let first = added.first.0;
+        let skip = self.range.start.0.saturating_sub(first);
+        let end = self.range.end.0.saturating_sub(first).max(skip);
+        let in_range = added.commits.skip(skip as usize);
+        let fresh = (skip..end).zip(in_range.shared()).map(|(k, c)| (CommitSeq(first + k), c));
+        self.pending = fresh.collect::<Vec<_>>().into_iter();
         Ok(())
     }
 }

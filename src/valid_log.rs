@@ -9,9 +9,7 @@
 //! reader applies it to whole objects and also checks commit bytes. See
 //! `docs/protocol.md` for why this rule keeps every acknowledged commit.
 
-use bytes::Bytes;
-
-use crate::format::{Header, Object, ObjectKind};
+use crate::format::{Commits, Header, Object, ObjectKind};
 use crate::types::{CommitSeq, Epoch, Position};
 
 /// The valid log's state after a prefix of positions.
@@ -96,16 +94,16 @@ pub struct Replayer {
     state: LogState,
     /// The last valid batch: the only commits an ambiguous retry can repeat.
     last_first: CommitSeq,
-    last_commits: Vec<Bytes>,
+    last_commits: Commits,
 }
 
 /// What one object added to the valid log.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Added<'a> {
+pub struct Added {
     /// The first new commit's sequence number.
     pub first: CommitSeq,
     /// The new commits (none for a fence, a void object or a pure duplicate).
-    pub commits: &'a [Bytes],
+    pub commits: Commits,
 }
 
 impl Replayer {
@@ -126,42 +124,52 @@ impl Replayer {
         let verdict = self.state.apply(header)?;
         if header.kind == ObjectKind::Batch && matches!(verdict, Verdict::Valid { .. }) {
             self.last_first = header.first_seq;
-            self.last_commits.clear();
+            self.last_commits = Commits::default();
         }
         Ok(verdict)
     }
 
     /// Folds in the object at the next position.
-    pub fn push<'a>(&mut self, object: &'a Object) -> Result<Added<'a>, RuleError> {
+    pub fn push(&mut self, object: &Object) -> Result<Added, RuleError> {
         let first = self.state.next_seq;
-        let none = Added { first, commits: &[] };
+        let none = Added { first, commits: Commits::default() };
         let Verdict::Valid { duplicates } = self.state.apply(&object.header)? else { return Ok(none) };
         if object.header.kind == ObjectKind::Fence {
             return Ok(none);
         }
         let h = &object.header;
-        for (i, commit) in object.commits.iter().take(duplicates as usize).enumerate() {
-            let seq = h.first_seq.plus(i as u64);
-            let earlier = seq.0.checked_sub(self.last_first.0).and_then(|k| self.last_commits.get(k as usize));
-            // After `skip`, the repeated commits' bytes are unknown: nothing to compare.
-            let unverifiable = self.last_commits.is_empty();
-            if !unverifiable && earlier != Some(commit) {
-                return Err(RuleError::Fork { seq, position: h.position });
-            }
+        // After `skip`, the repeated commits' bytes are unknown: nothing to compare.
+        if !self.last_commits.is_empty() {
+            self.check_repeats(h, object.commits.iter().take(duplicates as usize))?;
         }
-        let fresh = &object.commits[duplicates as usize..];
+        let fresh = object.commits.skip(duplicates as usize);
         if !fresh.is_empty() {
             self.last_first = h.first_seq;
             self.last_commits = object.commits.clone();
         }
         Ok(Added { first: h.first_seq.plus(duplicates), commits: fresh })
     }
+
+    /// Checks that `repeats`, the leading commits of the batch `h`, carry
+    /// the bytes the last valid batch gave those sequence numbers.
+    fn check_repeats<'a>(&self, h: &Header, repeats: impl Iterator<Item = &'a [u8]>) -> Result<(), RuleError> {
+        let mut earlier =
+            h.first_seq.0.checked_sub(self.last_first.0).map(|k| self.last_commits.iter().skip(k as usize));
+        for (i, commit) in repeats.enumerate() {
+            if earlier.as_mut().and_then(Iterator::next) != Some(commit) {
+                return Err(RuleError::Fork { seq: h.first_seq.plus(i as u64), position: h.position });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::{decode, encode_batch};
     use crate::types::LeaderId;
+    use bytes::Bytes;
 
     fn obj(kind: ObjectKind, p: u64, generation: u64, first: u64, count: u32) -> Header {
         Header {
@@ -189,7 +197,7 @@ mod tests {
     fn batch(p: u64, generation: u64, first: u64, commits: &[&'static [u8]]) -> Object {
         let header = Header { count: commits.len() as u32, ..obj(ObjectKind::Batch, p, generation, first, 0) };
         let commits: Vec<Bytes> = commits.iter().map(|c| Bytes::from_static(c)).collect();
-        Object { header, commits, crc: 0 }
+        decode(&encode_batch(header, &commits).0).expect("own encoding decodes")
     }
 
     #[test]
@@ -199,7 +207,7 @@ mod tests {
         assert_eq!(r.push(&a).unwrap().commits.len(), 2);
         let again = batch(1, 0, 1, &[b"b", b"c"]);
         let added = r.push(&again).unwrap();
-        assert_eq!((added.first, added.commits), (CommitSeq(2), &again.commits[1..]));
+        assert_eq!((added.first, added.commits.to_vec()), (CommitSeq(2), again.commits.to_vec()[1..].to_vec()));
         let fork = batch(2, 0, 2, &[b"X"]);
         assert_eq!(r.push(&fork), Err(RuleError::Fork { seq: CommitSeq(2), position: Position(2) }));
     }

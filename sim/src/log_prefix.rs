@@ -117,7 +117,7 @@ impl LogPrefix {
                         Some(format!("{position}: adds commits from {} but the log holds {have}", added.first));
                 }
                 Ok(added) => {
-                    self.commits.extend(added.commits.iter().cloned());
+                    self.commits.extend(added.commits.shared());
                     self.next = position.next();
                 }
                 Err(e) => self.blocked = Some(e.to_string()),

@@ -54,7 +54,7 @@ impl Bucket {
             }
             let object = decode(body).expect("valid object");
             let added = replayer.push(&object).expect("the rule holds");
-            log.extend(added.commits.iter().enumerate().map(|(k, c)| (added.first.plus(k as u64), c.clone())));
+            log.extend(added.commits.shared().enumerate().map(|(k, c)| (added.first.plus(k as u64), c)));
         }
         log
     }

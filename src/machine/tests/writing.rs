@@ -165,7 +165,7 @@ fn idle_fast_path_sends_the_first_commit_at_once() {
     let put = &h.puts.values().next().unwrap();
     assert_eq!(put.key, Position(0).key());
     let obj = decode(&put.body).unwrap();
-    assert_eq!(obj.commits, vec![Bytes::from_static(b"first")]);
+    assert_eq!(obj.commits.to_vec(), vec![Bytes::from_static(b"first")]);
     assert_eq!(put.metadata, vec![(TAG_METADATA_KEY.to_string(), obj.tag().to_metadata_value())]);
 }
 
