@@ -28,6 +28,13 @@ pub fn crc32c_append(mut crc: u32, mut bytes: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, bytes)
 }
 
+/// The fast path's unit: a caller that checksums piece by piece while doing
+/// other work on the same bytes should use pieces of this many.
+#[cfg(target_arch = "x86_64")]
+pub const BLOCK: usize = fast::BLOCK;
+#[cfg(not(target_arch = "x86_64"))]
+pub const BLOCK: usize = 16 << 10;
+
 /// Whether this CPU takes the fast path.
 pub fn accelerated() -> bool {
     #[cfg(target_arch = "x86_64")]
