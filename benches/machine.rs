@@ -347,7 +347,6 @@ struct FormatCase {
     payload: &'static [u8],
     commits: Vec<Bytes>,
     object: Bytes,
-    copy_dst: Vec<u8>,
 }
 
 impl FormatCase {
@@ -358,8 +357,7 @@ impl FormatCase {
         let decoded = format::decode(&object).expect("own encoding decodes");
         assert_eq!(decoded.commits.to_vec(), commits);
         assert_eq!(encode_with_builder(header, payload, commits.len()), object);
-        let copy_dst = vec![0u8; object.len()];
-        FormatCase { name, header, payload, commits, object, copy_dst }
+        FormatCase { name, header, payload, commits, object }
     }
 
     fn encode(&self) -> Bytes {
@@ -390,8 +388,9 @@ impl FormatCase {
         crc32c::crc32c(black_box(&self.object))
     }
 
-    fn memcpy(&mut self) {
-        black_box(&mut self.copy_dst[..]).copy_from_slice(black_box(&self.object[..]));
+    /// Copies the object into `dst`, which is as long.
+    fn memcpy(&self, dst: &mut [u8]) {
+        black_box(dst).copy_from_slice(black_box(&self.object[..]));
     }
 }
 
@@ -429,7 +428,7 @@ fn machine_group(c: &mut Criterion, s: &Settings, name: &str, payload: &'static 
     group.finish();
 }
 
-fn format_group(c: &mut Criterion, s: &Settings, case: &mut FormatCase) {
+fn format_group(c: &mut Criterion, s: &Settings, case: &FormatCase) {
     let mut group = c.benchmark_group(format!("format_{}", case.name));
     group
         .sample_size(s.format_samples)
@@ -440,14 +439,15 @@ fn format_group(c: &mut Criterion, s: &Settings, case: &mut FormatCase) {
     group.finish();
 }
 
-fn bench_format(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, case: &mut FormatCase) {
+fn bench_format(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, case: &FormatCase) {
     group.bench_function("encode_batch", |b| b.iter(|| case.encode()));
     group.bench_function("builder_push_seal", |b| b.iter(|| case.build()));
     group.bench_function("decode", |b| b.iter(|| case.decode()));
     group.bench_function("decode_and_visit", |b| b.iter(|| case.decode_and_visit()));
     group.bench_function("checksum", |b| b.iter(|| case.checksum()));
     group.bench_function("crc32c_crate", |b| b.iter(|| case.crc32c_crate()));
-    group.bench_function("memcpy", |b| b.iter(|| case.memcpy()));
+    let mut dst = vec![0u8; case.object.len()];
+    group.bench_function("memcpy", |b| b.iter(|| case.memcpy(&mut dst)));
 }
 
 // ---------------------------------------------------------------------------
@@ -468,20 +468,25 @@ fn median(mut xs: Vec<f64>) -> f64 {
 /// `f` often enough to last about `rep_time` (at least once), after one
 /// untimed warm-up call.
 fn seconds_per_call(reps: usize, rep_time: Duration, mut f: impl FnMut()) -> f64 {
+    let calls = calls_per_rep(rep_time, &mut f);
+    median((0..reps).map(|_| seconds_per_call_of(calls, &mut f)).collect())
+}
+
+/// How many calls of `f` take about `rep_time` (at least one).
+fn calls_per_rep(rep_time: Duration, f: &mut dyn FnMut()) -> u64 {
     let started = Instant::now();
     f();
     let one = started.elapsed().as_secs_f64().max(1e-9);
-    let calls = ((rep_time.as_secs_f64() / one) as u64).max(1);
-    let samples = (0..reps)
-        .map(|_| {
-            let started = Instant::now();
-            for _ in 0..calls {
-                f();
-            }
-            started.elapsed().as_secs_f64() / calls as f64
-        })
-        .collect();
-    median(samples)
+    ((rep_time.as_secs_f64() / one) as u64).max(1)
+}
+
+/// Seconds per call over `calls` calls of `f`.
+fn seconds_per_call_of(calls: u64, f: &mut dyn FnMut()) -> f64 {
+    let started = Instant::now();
+    for _ in 0..calls {
+        f();
+    }
+    started.elapsed().as_secs_f64() / calls as f64
 }
 
 /// Seconds per call of `a` and of `b`, one call each in turn, `reps` times,
@@ -579,7 +584,11 @@ struct FormatRow {
 
 struct FormatOp {
     what: &'static str,
+    /// The median seconds per call.
     secs: f64,
+    /// The median over repetitions of memcpy's time over this operation's,
+    /// both timed in the same repetition.
+    share_of_memcpy: f64,
     /// Whether issue 7's ">= 50 % of memcpy" applies to it.
     has_target: bool,
 }
@@ -594,25 +603,45 @@ impl FormatRow {
     }
 }
 
-fn measure_format(s: &Settings, case: &mut FormatCase) -> FormatRow {
-    let t = s.format_rep_time;
-    let op =
-        |what, has_target, f: &mut dyn FnMut()| FormatOp { what, secs: seconds_per_call(s.reps, t, f), has_target };
-    let ops = vec![
-        op("encode", true, &mut || drop(black_box(case.encode()))),
-        op("builder push+seal", true, &mut || drop(black_box(case.build()))),
-        op("decode", true, &mut || drop(black_box(case.decode()))),
-        op("decode+visit", false, &mut || {
-            black_box(case.decode_and_visit());
-        }),
-        op("checksum", false, &mut || {
-            black_box(case.checksum());
-        }),
-        op("crc32c crate", false, &mut || {
-            black_box(case.crc32c_crate());
-        }),
-        op("memcpy", false, &mut || case.memcpy()),
+/// An operation to time, its result kept from the optimiser.
+type Timed<'a> = Box<dyn FnMut() + 'a>;
+
+fn timed<'a, T>(mut f: impl FnMut() -> T + 'a) -> Timed<'a> {
+    Box::new(move || drop(black_box(f())))
+}
+
+/// Times every operation once per repetition, in turn, so that a machine
+/// that slows down for a while (this one is shared) slows all of them: the
+/// share of memcpy is taken within each repetition, then the median.
+fn measure_format(s: &Settings, case: &FormatCase) -> FormatRow {
+    let mut dst = vec![0u8; case.object.len()];
+    let mut ops: Vec<(&'static str, bool, Timed<'_>)> = vec![
+        ("encode", true, timed(|| case.encode())),
+        ("builder push+seal", true, timed(|| case.build())),
+        ("decode", true, timed(|| case.decode())),
+        ("decode+visit", false, timed(|| case.decode_and_visit())),
+        ("checksum", false, timed(|| case.checksum())),
+        ("crc32c crate", false, timed(|| case.crc32c_crate())),
+        ("memcpy", false, timed(|| case.memcpy(&mut dst))),
     ];
+    let calls: Vec<u64> = ops.iter_mut().map(|(_, _, f)| calls_per_rep(s.format_rep_time, f)).collect();
+    let mut secs = vec![Vec::with_capacity(s.reps); ops.len()];
+    for _ in 0..s.reps {
+        for ((_, _, f), (calls, secs)) in ops.iter_mut().zip(calls.iter().zip(&mut secs)) {
+            secs.push(seconds_per_call_of(*calls, f));
+        }
+    }
+    let memcpy = secs.last().expect("memcpy is measured").clone();
+    let ops = ops
+        .iter()
+        .zip(secs)
+        .map(|(&(what, has_target, _), secs)| FormatOp {
+            what,
+            share_of_memcpy: median(memcpy.iter().zip(&secs).map(|(m, op)| m / op).collect()),
+            secs: median(secs),
+            has_target,
+        })
+        .collect();
     FormatRow { name: case.name, commits: case.commits.len(), bytes: case.object.len(), ops }
 }
 
@@ -707,7 +736,7 @@ fn print_summary(s: &Settings, machines: &[MachineRow], formats: &[FormatRow]) {
     for f in formats {
         for op in &f.ops {
             let gbps = f.gbps(op.secs);
-            let pct = 100.0 * gbps / f.memcpy_gbps();
+            let pct = 100.0 * op.share_of_memcpy;
             println!("{:<10} {:>8} {:>10}  {:<18} {gbps:>8.2} {pct:>7.1}%", f.name, f.commits, f.bytes, op.what);
         }
     }
@@ -738,7 +767,7 @@ fn print_summary(s: &Settings, machines: &[MachineRow], formats: &[FormatRow]) {
         let memcpy = f.memcpy_gbps();
         for op in f.ops.iter().filter(|op| op.has_target) {
             let gbps = f.gbps(op.secs);
-            let pct = 100.0 * gbps / memcpy;
+            let pct = 100.0 * op.share_of_memcpy;
             println!(
                 "{} {}-commit batch: {gbps:.2} GB/s; memcpy: {memcpy:.2} GB/s; A/B = {pct:.1} %   [target >= 50 %: {}]",
                 op.what,
@@ -768,12 +797,12 @@ fn main() {
     let started = Instant::now();
 
     let mut c = Criterion::default().configure_from_args();
-    let mut small = FormatCase::new("100B", &PAYLOAD_100);
-    let mut large = FormatCase::new("4KiB", &PAYLOAD_4K);
+    let small = FormatCase::new("100B", &PAYLOAD_100);
+    let large = FormatCase::new("4KiB", &PAYLOAD_4K);
     machine_group(&mut c, s, "machine_100B", &PAYLOAD_100, s.n_small);
     machine_group(&mut c, s, "machine_4KiB", &PAYLOAD_4K, s.n_large);
-    format_group(&mut c, s, &mut small);
-    format_group(&mut c, s, &mut large);
+    format_group(&mut c, s, &small);
+    format_group(&mut c, s, &large);
     c.final_summary();
 
     // `--list` only names the benchmarks; `--profile-time` profiles one.
@@ -782,7 +811,7 @@ fn main() {
     }
     let machines =
         [measure_machine(s, "100B", &PAYLOAD_100, s.n_small), measure_machine(s, "4KiB", &PAYLOAD_4K, s.n_large)];
-    let formats = [measure_format(s, &mut small), measure_format(s, &mut large)];
+    let formats = [measure_format(s, &small), measure_format(s, &large)];
     print_summary(s, &machines, &formats);
     println!();
     println!("total bench time: {:.1} s", started.elapsed().as_secs_f64());
