@@ -73,6 +73,14 @@ summary() {
             name = $2; sub(":", "", name); ratio = $0; sub(/.*baseline time: /, "", ratio); sub(/ x.*/, "", ratio)
             target = (name == "100B") ? ">= 20 M/s and <= 2 x Vec time" : ""
             printf fmt, "machine alone, " name " commits", $3 " M commits/s, " ratio " x Vec time", target
+        }
+        /-commit batch: .* A\/B = / {
+            match($0, / [^ ]+-commit batch: /); what = substr($0, 1, RSTART - 1)
+            size = substr($0, RSTART + 1, RLENGTH - 1); sub(/-commit batch: /, "", size)
+            split(substr($0, RSTART + RLENGTH), rest, " ")
+            pct = $0; sub(/.*A\/B = /, "", pct); sub(/ %.*/, "", pct)
+            verdict = $0; sub(/.*target >= 50 %: /, "", verdict); sub(/\]$/, "", verdict)
+            printf fmt, what ", " size " commits", rest[1] " GB/s, " pct " % of memcpy", ">= 50 %: " verdict
         }' "$OUT/machine.txt"
     awk -v fmt="$fmt" '/^driver \(/ { d = $5 " ns/commit" } /^driver\/machine time/ { x = $NF }
         END { printf fmt, "driver per commit, 100 B, MemStore", d ", " x " the machine alone", "" }' "$OUT/driver.txt"
