@@ -13,6 +13,8 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -278,8 +280,37 @@ pub struct Appended {
 impl Appended {
     /// Resolves when the commit is durable (and every earlier one), or with
     /// the reason it never will be acknowledged by this instance.
-    pub async fn durable(self) -> Result<CommitSeq, AppendError> {
-        std::future::poll_fn(|cx| self.acks.poll(self.seq, cx)).await
+    pub fn durable(self) -> Durable {
+        Durable { seq: self.seq, acks: self.acks, settled: false }
+    }
+}
+
+/// The future of [`Appended::durable`]. Dropped before it resolves (a
+/// timeout around it, say), it takes its waker back out of the waiting
+/// appends, instead of leaving it there until the watermark passes.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Durable {
+    seq: CommitSeq,
+    acks: Arc<Acks>,
+    settled: bool,
+}
+
+impl Future for Durable {
+    type Output = Result<CommitSeq, AppendError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let outcome = self.acks.poll(self.seq, cx);
+        self.settled = outcome.is_ready();
+        outcome
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        if !self.settled {
+            lock(&self.acks.state).waiting.remove(&self.seq);
+        }
     }
 }
 
@@ -892,5 +923,23 @@ mod tests {
         assert_eq!(poll(&acks, 5), Poll::Ready(Err(AppendError::ShuttingDown)), "the first refusal stands");
         drop(publisher);
         assert_eq!(poll(&acks, 4), Poll::Ready(Err(AppendError::Closed)));
+    }
+
+    #[test]
+    fn a_wait_dropped_before_it_resolves_leaves_no_waker_behind() {
+        let acks = Arc::new(Acks::default());
+        let publisher = AckPublisher(Arc::clone(&acks));
+        let appended = |seq| Appended { seq: CommitSeq(seq), acks: Arc::clone(&acks) };
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut abandoned = Box::pin(appended(7).durable());
+        assert!(abandoned.as_mut().poll(&mut cx).is_pending());
+        let mut kept = Box::pin(appended(8).durable());
+        assert!(kept.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(lock(&acks.state).waiting.len(), 2);
+        drop(abandoned);
+        let waiting: Vec<CommitSeq> = lock(&acks.state).waiting.keys().copied().collect();
+        assert_eq!(waiting, [CommitSeq(8)], "only the dropped wait's waker is gone");
+        publisher.durable(CommitSeq(9));
+        assert_eq!(kept.as_mut().poll(&mut cx), Poll::Ready(Ok(CommitSeq(8))));
     }
 }
