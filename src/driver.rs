@@ -224,6 +224,11 @@ impl Acks {
         Poll::Pending
     }
 
+    /// `seq`'s wait was given up before it resolved: its waker goes.
+    fn abandon(&self, seq: CommitSeq) {
+        lock(&self.state).waiting.remove(&seq);
+    }
+
     /// Changes the state, then wakes the appends waiting below `wake_below`
     /// (every one for `None`).
     fn update(&self, wake_below: Option<CommitSeq>, change: impl FnOnce(&mut AckState)) {
@@ -309,7 +314,7 @@ impl Future for Durable {
 impl Drop for Durable {
     fn drop(&mut self) {
         if !self.settled {
-            lock(&self.acks.state).waiting.remove(&self.seq);
+            self.acks.abandon(self.seq);
         }
     }
 }
