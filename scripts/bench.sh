@@ -90,7 +90,7 @@ summary() {
         /^ratio vs naive at 64/ { printf fmt, "W1 P=64 s3wal / naive", $NF, ">= 30x" }
         $1 == "W2" && $4 == "s3wal" && !costs { printf fmt, "W2 " $2 " (open loop)", $5 " commits/s, " $6 " MB/s", "" }
         $1 == "W2" && / share of raw: / { printf fmt, "W2 " $2 " / raw 1 MiB PUT bandwidth", $6 " %", ">= 80 %" }
-        /^raw 1MiB PUT/ { printf fmt, "raw 1 MiB PUTs x16 (" (++raw == 1 ? "before" : "after") " W2)", $7 " MB/s", "" }
+        /^raw 1MiB PUT/ { ++raw; printf fmt, "raw 1 MiB PUTs x16 (" (raw == 1 ? "before W2 100B" : raw == 2 ? "between" : "after W2 4096B") ")", $7 " MB/s", "" }
         /^requests/ { costs = 1; next }
         costs && $1 ~ /^W/ { printf fmt, "PUTs, " $1 " " $2 " P=" $3, $6 " per 1k commits, " $7 " per GB", "" }
         /^\(\$\/GB/ { costs = 0 }' "$OUT/store.txt"
