@@ -35,7 +35,8 @@ lint:
 bench-store *ARGS:
     cargo run --release -- bench {{ARGS}}
 
-# s3wal against SlateDB on moto (bench/peers, its own workspace; see BENCHMARKS.md).
+# s3wal against SlateDB (bench/peers, its own workspace; see BENCHMARKS.md), on moto,
+# or on s3s-fs with S3WAL_PEERS_SERVER=s3s-fs.
 bench-peers *ARGS:
     ./scripts/bench-peers.sh {{ARGS}}
 
