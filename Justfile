@@ -31,7 +31,8 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# s3wal against a one-PUT-per-commit writer (needs a store: just bench-s3 URL ENDPOINT, or a directory).
+# s3wal against a one-PUT-per-commit writer on a store you name:
+#   just bench-store --s3 s3://bucket/prefix --endpoint URL   (or --dir PATH)
 bench-store *ARGS:
     cargo run --release -- bench {{ARGS}}
 

@@ -169,11 +169,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     println!("\n{:<12} {:>4} {:>7} {:>12} {:>9}", "workload", "P", "system", "commits/s", "MB/s");
-    // moto slows as it fills (89 -> 79 MB/s over 2.6 GB of W2 in one
-    // measured sequence), so each W2 run is bracketed by raw runs and
-    // compared with their mean, which cancels a steady drift. Comparing
-    // with the better of a raw run before and one after all of W2 favoured
-    // raw: the first ran on the emptiest server.
+    // moto slows as it fills (89 -> 79 MB/s over four 6 s runs of W2 while
+    // its RSS grew from 0.8 to 2.6 GB), so each W2 run is bracketed by raw
+    // runs and compared with their mean, which cancels a steady drift.
+    // Comparing with the better of a raw run before and one after all of W2
+    // favoured raw: the first ran on the emptiest server.
     let mut raw_before = raw_puts(Prefixed::new(Arc::clone(&root), &next_prefix()), limit).await?;
     print_raw_row(&raw_before);
     let w2_limit = Duration::from_secs_f64(args.w2_seconds);
