@@ -8,9 +8,9 @@ demo:
 test:
     ./scripts/test.sh
 
-# Every benchmark but the SlateDB peer (machine quick run, s3wal bench on a
-# private moto, the simulator's latency curve, peak RSS), then one summary
-# table; outputs in target/bench-results/ (scripts/bench.sh).
+# Every benchmark but the SlateDB peer (machine and driver quick runs, s3wal
+# bench on a private moto, the simulator's latency curve, peak RSS), then one
+# summary table; outputs in target/bench-results/ (scripts/bench.sh).
 bench:
     ./scripts/bench.sh
 
