@@ -57,3 +57,40 @@ fn load_ack_log_and_replay_agree() {
     assert_eq!(acked.lines().count(), 300);
     assert_eq!(replayed, acked, "every acked commit, in order, and nothing else");
 }
+
+/// `s3wal bench` prints lines that scripts read (`scripts/bench.sh`, and the
+/// issue's "ratio vs naive at 64 producers: <N>x"): their shape is checked
+/// here, on a local directory, in a run too short to mean anything.
+#[test]
+fn bench_prints_the_lines_scripts_read() {
+    let dir = std::env::temp_dir().join(format!("s3wal-cli-bench-{}", std::process::id()));
+    let out = s3wal()
+        .args(["bench", "--dir", dir.to_str().unwrap(), "--producers", "64", "--rounds", "1"])
+        .args(["--seconds", "0.1", "--w2-seconds", "0.1", "--w2-max-mib", "1"])
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    let number_before = |line: &str, prefix: &str, suffix: &str| -> f64 {
+        let rest = line.strip_prefix(prefix).unwrap_or_else(|| panic!("{line:?} starts with {prefix:?}"));
+        let n = rest.split(suffix).next().expect("a number");
+        n.trim().parse().unwrap_or_else(|e| panic!("{n:?} in {line:?}: {e}"))
+    };
+    let ratio: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("ratio vs naive at 64 producers:"))
+        .map(|l| number_before(l, "ratio vs naive at 64 producers:", "x"))
+        .collect();
+    assert_eq!(ratio.len(), 1, "one ratio line:\n{stdout}");
+    assert!(ratio[0].is_finite() && ratio[0] > 0.0, "{stdout}");
+    for size in ["100B", "4096B"] {
+        let prefix = format!("W2 {size} share of raw:");
+        let shares: Vec<f64> =
+            stdout.lines().filter(|l| l.starts_with(&prefix)).map(|l| number_before(l, &prefix, "%")).collect();
+        assert_eq!(shares.len(), 1, "one share line for {size}:\n{stdout}");
+        assert!(shares[0].is_finite() && shares[0] > 0.0, "{stdout}");
+    }
+    let raw_runs = stdout.lines().filter(|l| l.starts_with("raw 1MiB PUT")).count();
+    assert_eq!(raw_runs, 3, "a raw run before, between and after the W2 runs:\n{stdout}");
+}
