@@ -217,16 +217,15 @@ impl Producer {
             if let Some(rate) = self.rate {
                 tokio::time::sleep_until((self.started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
             }
+            // Only the closed loop times its commits.
+            let t0 = (!self.open_loop).then(Instant::now);
             let (seed, size) = (self.seed, self.size);
-            let make = |seq| payload(seed, seq, size);
-            if self.open_loop {
-                last = Some(self.log.append_with(size, make).await?);
-                produced.commits += 1;
-                continue;
-            }
-            let t0 = Instant::now();
-            let appended = self.log.append_with(size, make).await?;
+            let appended = self.log.append_with(size, |seq| payload(seed, seq, size)).await?;
             produced.commits += 1;
+            let Some(t0) = t0 else {
+                last = Some(appended);
+                continue;
+            };
             let seq = appended.seq;
             appended.durable().await?;
             produced.latencies.push(t0.elapsed());
