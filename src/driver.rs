@@ -845,6 +845,7 @@ fn publish_metrics(stats: &Stats, window: usize) {
     for (cause, n) in [
         ("conflict", r.conflict),
         ("throttled", r.throttled),
+        ("body_damaged", r.body_damaged),
         ("server_error", r.server_error),
         ("timed_out", r.timed_out),
         ("connection_failed", r.connection_failed),

@@ -116,6 +116,10 @@ pub enum Fault {
     Conflict,
     /// 503 SlowDown: throttled. Nothing was written; retry later.
     Throttled,
+    /// 400 BadDigest: the body the store received did not match its
+    /// checksum (damaged on the way). Nothing was written; retry, which
+    /// sends the bytes again from memory.
+    BodyDamaged,
     /// Another 5xx. The request may or may not have been applied.
     ServerError {
         /// The HTTP status.
@@ -151,6 +155,7 @@ impl Fault {
         match self {
             Fault::Conflict => "conflict",
             Fault::Throttled => "throttled",
+            Fault::BodyDamaged => "body_damaged",
             Fault::ServerError { .. } => "server_error",
             Fault::TimedOut => "timed_out",
             Fault::ConnectionFailed => "connection_failed",
@@ -164,6 +169,7 @@ impl std::fmt::Display for Fault {
         match self {
             Fault::Conflict => f.write_str("409 conditional request conflict"),
             Fault::Throttled => f.write_str("503 slow down"),
+            Fault::BodyDamaged => f.write_str("400 bad digest (body damaged on the way)"),
             Fault::ServerError { status } => write!(f, "server error {status}"),
             Fault::TimedOut => f.write_str("timed out"),
             Fault::ConnectionFailed => f.write_str("connection failed"),

@@ -90,6 +90,8 @@ pub struct RetryCounts {
     pub conflict: u64,
     /// 503 SlowDown.
     pub throttled: u64,
+    /// 400 BadDigest.
+    pub body_damaged: u64,
     /// Other 5xx.
     pub server_error: u64,
     /// No answer in time.
@@ -105,6 +107,7 @@ impl RetryCounts {
         match fault {
             Fault::Conflict => self.conflict += 1,
             Fault::Throttled => self.throttled += 1,
+            Fault::BodyDamaged => self.body_damaged += 1,
             Fault::ServerError { .. } => self.server_error += 1,
             Fault::TimedOut => self.timed_out += 1,
             Fault::ConnectionFailed => self.connection_failed += 1,

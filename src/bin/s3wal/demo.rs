@@ -106,7 +106,7 @@ async fn demo(args: &DemoArgs, temp: Option<PathBuf>) -> anyhow::Result<()> {
 
 fn retries(stats: &s3wal::Stats) -> u64 {
     let r = &stats.retries;
-    r.conflict + r.throttled + r.server_error + r.timed_out + r.connection_failed + r.missing_after_412
+    r.conflict + r.throttled + r.body_damaged + r.server_error + r.timed_out + r.connection_failed + r.missing_after_412
 }
 
 type Acked = BTreeMap<CommitSeq, u32>;
