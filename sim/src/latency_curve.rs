@@ -411,8 +411,14 @@ pub fn candidates() -> anyhow::Result<Vec<Candidate>> {
         ("batch_timeout 5 ms, hedge after 40 ms", Config { batch_timeout: Duration::from_millis(5), ..hedge(40) }),
         ("batch_timeout 10 ms, hedge after 40 ms", Config { batch_timeout: Duration::from_millis(10), ..hedge(40) }),
         ("s3_same_region (5 ms, hedge after 30 ms)", Config::s3_same_region()),
-        ("batch_timeout 5 ms, hedge adaptive, floor 20 ms", Config { batch_timeout: Duration::from_millis(5), ..adaptive(20) }),
-        ("batch_timeout 5 ms, hedge adaptive, floor 30 ms", Config { batch_timeout: Duration::from_millis(5), ..adaptive(30) }),
+        (
+            "batch_timeout 5 ms, hedge adaptive, floor 20 ms",
+            Config { batch_timeout: Duration::from_millis(5), ..adaptive(20) },
+        ),
+        (
+            "batch_timeout 5 ms, hedge adaptive, floor 30 ms",
+            Config { batch_timeout: Duration::from_millis(5), ..adaptive(30) },
+        ),
         ("hedge adaptive, floor 1 ms", adaptive(1)),
         ("hedge adaptive, floor 20 ms", adaptive(20)),
         ("window 100, hedge adaptive, floor 1 ms", Config { hedge_adaptive: true, ..window_hedge(100, 1) }),
