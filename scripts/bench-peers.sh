@@ -7,8 +7,10 @@
 #   scripts/bench-peers.sh --seconds 3 --rounds 2 --producers 1,16,64,256
 #
 # S3WAL_PEERS_SERVER picks the server:
-#   moto    (default) moto 5.2.5, the server the targets are set on.
-#           It spends about 7 ms of Python per PUT, so it bounds every system.
+#   moto    (default) moto 5.2.5, the server the targets are set on,
+#           started by scripts/moto.sh (host lookup cached: about 5 ms of
+#           Python per small PUT, which bounds every system; with
+#           S3WAL_MOTO_STOCK=1 moto as shipped, about 7.7 ms).
 #   s3s-fs  s3s-fs 0.14.1, a Rust server on disk (its create-if-absent is not
 #           atomic, which a single writer never races): a 4 KiB PUT takes
 #           about 1.2 ms and requests run in parallel, so what is left is

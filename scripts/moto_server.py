@@ -5,8 +5,9 @@ moto answers every S3 request by asking `get_backend_for_host` which backend
 owns the host, and that lists moto's package directory (about 200 `isdir`
 calls) each time. The answer depends only on the host, which never changes
 for the life of the server, so caching it changes no behaviour. py-spy put a
-quarter of moto's time per PUT there; the cache takes a 100-byte PUT through
-aws-sdk-s3 from about 7 ms to about 5 ms on the 2-core VM (BENCHMARKS.md).
+quarter of moto's time per PUT there; the cache takes a 4 KiB PUT through
+aws-sdk-s3 from a p50 of about 7.7 ms to about 5 ms on the 2-core VM
+(BENCHMARKS.md).
 
 Arguments are moto.server's: -H HOST -p PORT.
 """
