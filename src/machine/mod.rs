@@ -1103,7 +1103,7 @@ impl Persister {
         }
         self.release_budget(released.payload_bytes);
         for body in released.bodies {
-            self.batcher.recycle(body);
+            self.batcher.recycle(body, self.budget.limit.saturating_sub(self.budget.used));
         }
     }
 
