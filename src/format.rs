@@ -402,6 +402,18 @@ pub fn checksum(bytes: &[u8]) -> u32 {
     crc::crc32c_append(0, bytes)
 }
 
+/// The CRC-32C of a whole object, its trailing checksum included, worked out
+/// from that checksum instead of by reading the object again: an object is
+/// `content ++ checksum(content)`, so this is `checksum` continued over the
+/// last four bytes. It is what the store is asked to check a PUT against;
+/// if the object was damaged after it was sealed, the two disagree and the
+/// store refuses it. `None` if `object` is shorter than a checksum.
+pub fn whole_object_checksum(object: &[u8]) -> Option<u32> {
+    let trailer = object.get(object.len().checked_sub(TRAILER_LEN)?..)?;
+    let stored = u32::from_le_bytes(trailer.try_into().ok()?);
+    Some(crc::crc32c_append(stored, trailer))
+}
+
 /// Whether [`checksum`] takes its fast path on this CPU (benchmarks say so).
 pub fn checksum_accelerated() -> bool {
     crc::accelerated()
@@ -602,6 +614,15 @@ mod tests {
             checkpoint: Checkpoint::default(),
             window: 50,
         }
+    }
+
+    #[test]
+    fn the_whole_objects_checksum_follows_from_its_trailer() {
+        let commits = [Bytes::from_static(b"a"), Bytes::from(vec![9; 5000])];
+        for (object, _) in [encode_fence(header(0)), encode_batch(header(2), &commits)] {
+            assert_eq!(whole_object_checksum(&object), Some(checksum(&object)));
+        }
+        assert_eq!(whole_object_checksum(b"abc"), None, "shorter than a checksum");
     }
 
     fn arb_checkpoint() -> impl Strategy<Value = Checkpoint> {

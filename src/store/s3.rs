@@ -31,7 +31,7 @@ use bytes::Bytes;
 use tracing::{debug, debug_span, warn, Instrument};
 
 use super::{metadata_value, GetOutcome, ListEntry, ListPage, ObjectStore};
-use crate::format::TAG_METADATA_KEY;
+use crate::format::{self, ObjectTag, TAG_METADATA_KEY, TRAILER_LEN};
 use crate::protocol::{Fault, HeadOutcome, PutOutcome};
 
 /// The suffix of S3 Express One Zone directory bucket names.
@@ -695,10 +695,19 @@ pub(crate) fn classify(op: Op, status: Option<u16>, code: Option<&str>, kind: Er
 /// With it, the SDK computes no checksum of its own (CRC-32 by default), and
 /// the payload goes unsigned: the signature would otherwise hash the whole
 /// body with SHA-256, about 0.8 ms of CPU per MiB here (BENCHMARKS.md, "PUT
-/// bodies"), while this CRC-32C costs about 0.04 ms. The checksum header
-/// itself is signed.
-fn body_checksum(body: &[u8]) -> String {
-    aws_smithy_types::base64::encode(crate::format::checksum(body).to_be_bytes())
+/// bodies"). The checksum header itself is signed.
+///
+/// An s3wal object (its tag names the checksum it ends with) costs nothing:
+/// the value follows from that checksum, so S3 checks the bytes against the
+/// checksum taken when the batch was sealed, which also catches damage in
+/// memory since then. Any other body is read once.
+fn body_checksum(body: &[u8], metadata: &[(String, String)]) -> String {
+    let sealed = metadata_value(metadata, TAG_METADATA_KEY)
+        .and_then(|tag| ObjectTag::parse(tag).ok())
+        .filter(|tag| body.len() >= TRAILER_LEN && body.ends_with(&tag.crc.to_le_bytes()))
+        .and_then(|_| format::whole_object_checksum(body));
+    let crc = sealed.unwrap_or_else(|| format::checksum(body));
+    aws_smithy_types::base64::encode(crc.to_be_bytes())
 }
 
 #[async_trait]
@@ -714,7 +723,7 @@ impl ObjectStore for S3Store {
                 .key(&full)
                 .if_none_match("*")
                 .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
-                .checksum_crc32_c(body_checksum(&body));
+                .checksum_crc32_c(body_checksum(&body, metadata));
             for (name, value) in metadata {
                 request = request.metadata(name, value);
             }
@@ -888,8 +897,36 @@ mod tests {
     #[test]
     fn the_body_checksum_is_crc32c_big_endian_in_base64() {
         // CRC-32C's check value: crc32c(b"123456789") = 0xE3069283.
-        assert_eq!(body_checksum(b"123456789"), "4waSgw==");
-        assert_eq!(body_checksum(b""), "AAAAAA==");
+        assert_eq!(body_checksum(b"123456789", &[]), "4waSgw==");
+        assert_eq!(body_checksum(b"", &[]), "AAAAAA==");
+    }
+
+    #[test]
+    fn an_objects_checksum_comes_from_its_trailer_and_still_catches_damage() {
+        use crate::format::{Checkpoint, Header, ObjectKind};
+        use crate::types::{CommitSeq, Epoch, LeaderId, Position};
+        let header = Header {
+            kind: ObjectKind::Batch,
+            leader: LeaderId(7),
+            epoch: Epoch { generation: 3, nonce: 0xabc },
+            position: Position(41),
+            first_seq: CommitSeq(1000),
+            count: 0,
+            checkpoint: Checkpoint::default(),
+            window: 50,
+        };
+        let commits = [Bytes::from_static(b"one"), Bytes::from_static(b"two")];
+        let (object, tag) = crate::format::encode_batch(header, &commits);
+        let metadata = [(TAG_METADATA_KEY.to_string(), tag.to_metadata_value())];
+        let fresh = body_checksum(&object, &[]);
+        assert_eq!(body_checksum(&object, &metadata), fresh, "derived = read again");
+
+        let mut damaged = object.to_vec();
+        damaged[40] ^= 1;
+        assert_ne!(body_checksum(&damaged, &metadata), body_checksum(&damaged, &[]), "S3 would refuse it");
+        // A tag that does not match the body's trailer: the body is read.
+        let other = [(TAG_METADATA_KEY.to_string(), ObjectTag { crc: tag.crc ^ 1, ..tag }.to_metadata_value())];
+        assert_eq!(body_checksum(&object, &other), fresh);
     }
 
     #[test]
