@@ -19,6 +19,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 
 class CachedHostDispatcher(DomainDispatcherApplication):
+    # The cache keeps `self` alive, which is what we want: the server has one
+    # dispatcher for its whole life.
     @functools.lru_cache(maxsize=None)
     def get_backend_for_host(self, host):
         return super().get_backend_for_host(host)

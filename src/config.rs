@@ -70,13 +70,14 @@ impl Default for Config {
 
 impl Config {
     /// Settings for S3 in the writer's own region, where a PUT takes tens of
-    /// milliseconds and about one in a hundred takes over 80: batches collect
-    /// for up to 5 ms (fewer, bigger PUTs) and a PUT unanswered after 30 ms
-    /// is sent again (a hedge), so one slow PUT no longer holds up every
-    /// commit behind it. Under the simulator's S3 latency model this meets
-    /// both of issue 7's latency targets, which the defaults miss by 2.8x
-    /// and 11x, and sends about half the defaults' PUTs at light load
-    /// (BENCHMARKS.md, "Latency under the S3 latency model").
+    /// milliseconds and about one in a hundred takes over 80 ms: batches
+    /// collect for up to 5 ms (fewer, bigger PUTs) and a PUT unanswered
+    /// after 30 ms is sent again (a hedge), so one slow PUT no longer holds
+    /// up every commit behind it. Under the simulator's S3 latency model this
+    /// keeps the median at light load within one round trip plus the batch
+    /// timeout, and the p99 at half load within two round trips, where the
+    /// defaults are 2.8x and 11x over, with about half their PUTs at light
+    /// load (BENCHMARKS.md, "Latency under the S3 latency model").
     ///
     /// The defaults suit the local directory and servers that answer in a
     /// few milliseconds, where a 5 ms wait only adds latency. For a store

@@ -841,16 +841,7 @@ fn publish_metrics(stats: &Stats, window: usize) {
     metrics::counter!("s3wal_requests_total", "kind" => "head").absolute(stats.heads);
     metrics::counter!("s3wal_requests_total", "kind" => "list").absolute(stats.lists);
     metrics::counter!("s3wal_batches_total").absolute(stats.batches);
-    let r = &stats.retries;
-    for (cause, n) in [
-        ("conflict", r.conflict),
-        ("throttled", r.throttled),
-        ("body_damaged", r.body_damaged),
-        ("server_error", r.server_error),
-        ("timed_out", r.timed_out),
-        ("connection_failed", r.connection_failed),
-        ("missing_after_412", r.missing_after_412),
-    ] {
+    for (cause, n) in stats.retries.by_cause() {
         metrics::counter!("s3wal_retries_total", "cause" => cause).absolute(n);
     }
     let c = &stats.recovery;

@@ -402,17 +402,14 @@ pub fn checksum(bytes: &[u8]) -> u32 {
     crc::crc32c_append(0, bytes)
 }
 
-/// The CRC-32C of a whole object, its trailing checksum included, worked out
-/// from that checksum instead of by reading the object again: an object is
-/// `content ++ checksum(content)`, so this is `checksum` continued over the
-/// last four bytes. It is what the store is asked to check a PUT against;
-/// if the object was damaged after it was sealed, the two disagree and the
-/// store refuses it. `None` if `object` is shorter than a checksum.
-pub fn whole_object_checksum(object: &[u8]) -> Option<u32> {
-    let trailer = object.get(object.len().checked_sub(TRAILER_LEN)?..)?;
-    let stored = u32::from_le_bytes(trailer.try_into().ok()?);
-    Some(crc::crc32c_append(stored, trailer))
-}
+/// The CRC-32C of every intact object, trailer included. An object is
+/// `content ++ checksum(content)` (little-endian), and a CRC run over its own
+/// remainder always ends at the same value, CRC-32C's residue. So a store
+/// that checks a PUT body against this constant (S3's
+/// `x-amz-checksum-crc32c`) checks that the object still matches the
+/// checksum it was sealed with, without anyone reading it again; a body
+/// damaged anywhere, in memory or on the way, fails.
+pub const SEALED_OBJECT_CRC32C: u32 = 0x4867_4BC7;
 
 /// Whether [`checksum`] takes its fast path on this CPU (benchmarks say so).
 pub fn checksum_accelerated() -> bool {
@@ -617,12 +614,16 @@ mod tests {
     }
 
     #[test]
-    fn the_whole_objects_checksum_follows_from_its_trailer() {
+    fn every_intact_object_has_the_same_whole_checksum_and_a_damaged_one_does_not() {
         let commits = [Bytes::from_static(b"a"), Bytes::from(vec![9; 5000])];
         for (object, _) in [encode_fence(header(0)), encode_batch(header(2), &commits)] {
-            assert_eq!(whole_object_checksum(&object), Some(checksum(&object)));
+            assert_eq!(checksum(&object), SEALED_OBJECT_CRC32C);
+            for at in [0, object.len() / 2, object.len() - 1] {
+                let mut damaged = object.to_vec();
+                damaged[at] ^= 0x10;
+                assert_ne!(checksum(&damaged), SEALED_OBJECT_CRC32C, "byte {at}");
+            }
         }
-        assert_eq!(whole_object_checksum(b"abc"), None, "shorter than a checksum");
     }
 
     fn arb_checkpoint() -> impl Strategy<Value = Checkpoint> {

@@ -116,9 +116,12 @@ pub enum Fault {
     Conflict,
     /// 503 SlowDown: throttled. Nothing was written; retry later.
     Throttled,
-    /// 400 BadDigest: the body the store received did not match its
-    /// checksum (damaged on the way). Nothing was written; retry, which
-    /// sends the bytes again from memory.
+    /// 400 BadDigest: the body the store received did not match the checksum
+    /// it was sealed with. S3 checks before it stores, so nothing was
+    /// written (s3s-fs stores first; it is not used for writing). Damage on
+    /// the way is gone on a retry, which sends the bytes again from memory;
+    /// damage in memory is refused every time, and the writer fails once
+    /// its retries run out instead of storing it.
     BodyDamaged,
     /// Another 5xx. The request may or may not have been applied.
     ServerError {
@@ -169,7 +172,7 @@ impl std::fmt::Display for Fault {
         match self {
             Fault::Conflict => f.write_str("409 conditional request conflict"),
             Fault::Throttled => f.write_str("503 slow down"),
-            Fault::BodyDamaged => f.write_str("400 bad digest (body damaged on the way)"),
+            Fault::BodyDamaged => f.write_str("400 bad digest (body damaged after it was sealed)"),
             Fault::ServerError { status } => write!(f, "server error {status}"),
             Fault::TimedOut => f.write_str("timed out"),
             Fault::ConnectionFailed => f.write_str("connection failed"),

@@ -62,15 +62,18 @@ pub(crate) struct Batcher {
     /// Buffers of durable batches kept for new ones: fresh memory costs a
     /// page fault per 4 KiB, more than copying the commits into it.
     spare: Vec<BytesMut>,
-    /// Their capacity in all.
+    /// The sum of `spare`'s capacities.
     spare_bytes: u64,
+    /// Most buffers `spare` holds: a window's worth, the most one ack wave
+    /// can return.
+    max_spares: usize,
     /// How many commits the idle fast path waits for (at most until the time
     /// trigger). 1 except right after an ack wave emptied the window.
     idle_quorum: u64,
 }
 
 impl Batcher {
-    pub fn new(threshold: u64, timeout: Duration) -> Batcher {
+    pub fn new(threshold: u64, timeout: Duration, max_spares: usize) -> Batcher {
         Batcher {
             threshold,
             timeout,
@@ -79,6 +82,7 @@ impl Batcher {
             last_encoded: MIN_CAPACITY,
             spare: Vec::new(),
             spare_bytes: 0,
+            max_spares,
             idle_quorum: 1,
         }
     }
@@ -98,16 +102,19 @@ impl Batcher {
         self.idle_quorum = released.saturating_add(collecting).max(1);
     }
 
-    /// Takes back a durable batch's buffer, if nobody else holds it and the
-    /// spare buffers stay within `room` bytes (what the byte budget has free).
+    /// Takes back a durable batch's buffer, if nobody else holds it, there
+    /// are fewer than `max_spares`, and the spares stay within `room` bytes
+    /// (what the byte budget has free when the buffer comes back).
     ///
     /// Acks come in waves: one slow PUT holds back the batches behind it,
     /// then they all turn durable at once, while new batches start at a
-    /// steady pace. A fixed handful of spares overflowed on every wave and
-    /// ran dry between waves, so most batches took fresh memory (498 of
-    /// about 800 in a 3 s bulk load). Bounding the spares by the budget's
-    /// free room keeps a whole wave, and the batch memory within the budget.
+    /// steady pace. Keeping only a few spares, they overflow on every wave
+    /// and run dry between waves, and most batches start in fresh memory
+    /// (BENCHMARKS.md, "PUT bodies and batch buffers").
     pub fn recycle(&mut self, body: Bytes, room: u64) {
+        if self.spare.len() >= self.max_spares {
+            return;
+        }
         let Ok(buffer) = body.try_into_mut() else { return };
         let capacity = buffer.capacity() as u64;
         if self.spare_bytes + capacity <= room {
@@ -227,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_whole_wave_of_buffers_is_kept_while_the_budget_has_room_and_reused() {
-        let mut b = Batcher::new(1 << 20, Duration::from_millis(1));
+        let mut b = Batcher::new(1 << 20, Duration::from_millis(1), 50);
         for _ in 0..20 {
             b.recycle(body(1 << 20), 64 << 20);
         }
@@ -239,7 +246,7 @@ mod tests {
 
     #[test]
     fn spare_buffers_stay_within_the_budgets_room_and_shared_ones_are_not_taken() {
-        let mut b = Batcher::new(1 << 20, Duration::from_millis(1));
+        let mut b = Batcher::new(1 << 20, Duration::from_millis(1), 50);
         for _ in 0..5 {
             b.recycle(body(1 << 20), 3 << 20);
         }
@@ -248,11 +255,16 @@ mod tests {
         let _still_sent = shared.clone();
         b.recycle(shared, 64 << 20);
         assert_eq!(b.spare.len(), 3, "a body someone still holds is left alone");
+        let mut capped = Batcher::new(1 << 20, Duration::from_millis(1), 2);
+        for _ in 0..5 {
+            capped.recycle(body(1 << 20), 64 << 20);
+        }
+        assert_eq!(capped.spare.len(), 2, "no more than a window's worth");
     }
 
     #[test]
     fn size_trigger_seals_with_the_last_commit_past_the_threshold() {
-        let mut b = Batcher::new(10, Duration::from_millis(5));
+        let mut b = Batcher::new(10, Duration::from_millis(5), 8);
         b.push(ms(0), CommitSeq(0), &[0; 6]);
         assert!(b.take_ready(ms(0), SendNow::IfTriggered).is_none());
         b.push(ms(0), CommitSeq(1), &[0; 6]);
@@ -264,7 +276,7 @@ mod tests {
 
     #[test]
     fn time_trigger_counts_from_the_first_commit() {
-        let mut b = Batcher::new(1000, Duration::from_millis(5));
+        let mut b = Batcher::new(1000, Duration::from_millis(5), 8);
         assert!(b.push(ms(10), CommitSeq(0), b"a"));
         assert!(!b.push(ms(14), CommitSeq(1), b"b"));
         assert_eq!(b.deadline(), Some(ms(15)));
@@ -275,7 +287,7 @@ mod tests {
 
     #[test]
     fn idle_and_draining_send_at_once_but_never_empty() {
-        let mut b = Batcher::new(1000, Duration::from_millis(5));
+        let mut b = Batcher::new(1000, Duration::from_millis(5), 8);
         assert!(b.take_ready(ms(0), SendNow::Idle).is_none());
         assert!(b.take_ready(ms(0), SendNow::Draining).is_none());
         b.push(ms(0), CommitSeq(7), b"x");
@@ -286,7 +298,7 @@ mod tests {
 
     #[test]
     fn sealed_batches_queue_in_order() {
-        let mut b = Batcher::new(1, Duration::from_millis(5));
+        let mut b = Batcher::new(1, Duration::from_millis(5), 8);
         for i in 0..3 {
             b.push(ms(0), CommitSeq(i), b"zz");
         }

@@ -114,6 +114,24 @@ impl RetryCounts {
             Fault::Rejected { .. } => {}
         }
     }
+
+    /// Each cause with its count, named as [`Fault::cause`] names it.
+    pub fn by_cause(&self) -> [(&'static str, u64); 7] {
+        [
+            ("conflict", self.conflict),
+            ("throttled", self.throttled),
+            ("body_damaged", self.body_damaged),
+            ("server_error", self.server_error),
+            ("timed_out", self.timed_out),
+            ("connection_failed", self.connection_failed),
+            ("missing_after_412", self.missing_after_412),
+        ]
+    }
+
+    /// Retries of every cause.
+    pub fn total(&self) -> u64 {
+        self.by_cause().iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// The requests recovery made. Bounded, whatever the log's length.
@@ -195,6 +213,13 @@ struct Budget {
     max_commit: usize,
 }
 
+impl Budget {
+    /// Bytes producers may still append before they wait.
+    fn free(&self) -> u64 {
+        self.limit.saturating_sub(self.used)
+    }
+}
+
 /// The state machine. See [`crate::protocol`] for how to drive it.
 #[derive(Debug)]
 pub struct Persister {
@@ -258,7 +283,8 @@ impl Persister {
     fn new(config: ValidConfig, identity: Identity, phase: Phase) -> Persister {
         let health = Health::new(config.health_probe_interval);
         let window = Window::new(Checkpoint::default(), config.max_in_flight_requests as usize);
-        let batcher = Batcher::new(config.batch_size_threshold, config.batch_timeout);
+        let max_spares = usize::try_from(config.max_in_flight_requests).unwrap_or(usize::MAX);
+        let batcher = Batcher::new(config.batch_size_threshold, config.batch_timeout, max_spares);
         let max_commit = usize::try_from(config.byte_budget).unwrap_or(usize::MAX).min(u32::MAX as usize);
         let budget = Budget { limit: config.byte_budget, used: 0, producers_waiting: false, max_commit };
         Persister {
@@ -1103,7 +1129,7 @@ impl Persister {
         }
         self.release_budget(released.payload_bytes);
         for body in released.bodies {
-            self.batcher.recycle(body, self.budget.limit.saturating_sub(self.budget.used));
+            self.batcher.recycle(body, self.budget.free());
         }
     }
 

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use tracing::{debug, debug_span, warn, Instrument};
 
 use super::{metadata_value, GetOutcome, ListEntry, ListPage, ObjectStore};
-use crate::format::{self, ObjectTag, TAG_METADATA_KEY, TRAILER_LEN};
+use crate::format::{self, TAG_METADATA_KEY};
 use crate::protocol::{Fault, HeadOutcome, PutOutcome};
 
 /// The suffix of S3 Express One Zone directory bucket names.
@@ -697,16 +697,15 @@ pub(crate) fn classify(op: Op, status: Option<u16>, code: Option<&str>, kind: Er
 /// body with SHA-256, about 0.8 ms of CPU per MiB here (BENCHMARKS.md, "PUT
 /// bodies"). The checksum header itself is signed.
 ///
-/// An s3wal object (its tag names the checksum it ends with) costs nothing:
-/// the value follows from that checksum, so S3 checks the bytes against the
-/// checksum taken when the batch was sealed, which also catches damage in
-/// memory since then. Any other body is read once.
+/// An s3wal object (one with an s3wal tag) costs nothing: every intact one
+/// has the same whole checksum ([`format::SEALED_OBJECT_CRC32C`]), so S3
+/// checks the bytes against the checksum they were sealed with, which also
+/// catches damage in memory since then. Any other body is read once.
 fn body_checksum(body: &[u8], metadata: &[(String, String)]) -> String {
-    let sealed = metadata_value(metadata, TAG_METADATA_KEY)
-        .and_then(|tag| ObjectTag::parse(tag).ok())
-        .filter(|tag| body.len() >= TRAILER_LEN && body.ends_with(&tag.crc.to_le_bytes()))
-        .and_then(|_| format::whole_object_checksum(body));
-    let crc = sealed.unwrap_or_else(|| format::checksum(body));
+    let crc = match metadata_value(metadata, TAG_METADATA_KEY) {
+        Some(_) => format::SEALED_OBJECT_CRC32C,
+        None => format::checksum(body),
+    };
     aws_smithy_types::base64::encode(crc.to_be_bytes())
 }
 
@@ -902,7 +901,7 @@ mod tests {
     }
 
     #[test]
-    fn an_objects_checksum_comes_from_its_trailer_and_still_catches_damage() {
+    fn an_objects_checksum_is_the_sealed_residue_and_a_damaged_one_is_refused() {
         use crate::format::{Checkpoint, Header, ObjectKind};
         use crate::types::{CommitSeq, Epoch, LeaderId, Position};
         let header = Header {
@@ -918,15 +917,12 @@ mod tests {
         let commits = [Bytes::from_static(b"one"), Bytes::from_static(b"two")];
         let (object, tag) = crate::format::encode_batch(header, &commits);
         let metadata = [(TAG_METADATA_KEY.to_string(), tag.to_metadata_value())];
-        let fresh = body_checksum(&object, &[]);
-        assert_eq!(body_checksum(&object, &metadata), fresh, "derived = read again");
-
-        let mut damaged = object.to_vec();
-        damaged[40] ^= 1;
-        assert_ne!(body_checksum(&damaged, &metadata), body_checksum(&damaged, &[]), "S3 would refuse it");
-        // A tag that does not match the body's trailer: the body is read.
-        let other = [(TAG_METADATA_KEY.to_string(), ObjectTag { crc: tag.crc ^ 1, ..tag }.to_metadata_value())];
-        assert_eq!(body_checksum(&object, &other), fresh);
+        assert_eq!(body_checksum(&object, &metadata), body_checksum(&object, &[]), "what S3 computes");
+        for at in [10, object.len() - 1] {
+            let mut damaged = object.to_vec();
+            damaged[at] ^= 1;
+            assert_ne!(body_checksum(&damaged, &metadata), body_checksum(&damaged, &[]), "S3 refuses byte {at}");
+        }
     }
 
     #[test]

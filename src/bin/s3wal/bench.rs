@@ -199,7 +199,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for (size, mb_per_sec, before, after) in shares {
         let raw_mean = (before + after) / 2.0;
         println!(
-            "W2 {size}B share of raw: {:.0} % ({mb_per_sec:.2} of {raw_mean:.2} MB/s, the mean of the raw runs before ({before:.2}) and after ({after:.2}))",
+            "W2 {size}B share of raw: {:.1} % ({mb_per_sec:.2} of {raw_mean:.2} MB/s, the mean of the raw runs before ({before:.2}) and after ({after:.2}))",
             100.0 * mb_per_sec / raw_mean.max(1e-9)
         );
     }

@@ -75,7 +75,7 @@ async fn demo(args: &DemoArgs, temp: Option<PathBuf>) -> anyhow::Result<()> {
     println!("   {}", throughput(acked.len() as u64, acked.len() as u64 * args.commit_size as u64, elapsed));
     println!("   {}", latencies.summary());
     let stats = log.stats();
-    println!("   {} batches in {} PUTs, {} retries", stats.batches, stats.puts, retries(&stats));
+    println!("   {} batches in {} PUTs, {} retries", stats.batches, stats.puts, stats.retries.total());
 
     println!("\n3. crash: append more without waiting, then drop the writer mid-flight");
     let crashed = crash(&log, args).await?;
@@ -102,11 +102,6 @@ async fn demo(args: &DemoArgs, temp: Option<PathBuf>) -> anyhow::Result<()> {
 
     println!("\n5. replay the valid log with the read-only reader and verify");
     verify(store, &acked, next, args.commit_size).await
-}
-
-fn retries(stats: &s3wal::Stats) -> u64 {
-    let r = &stats.retries;
-    r.conflict + r.throttled + r.body_damaged + r.server_error + r.timed_out + r.connection_failed + r.missing_after_412
 }
 
 type Acked = BTreeMap<CommitSeq, u32>;
