@@ -115,15 +115,16 @@ impl RetryCounts {
         }
     }
 
-    /// Each cause with its count, named as [`Fault::cause`] names it.
+    /// Each cause with its count, named by [`Fault::cause`] (the missing
+    /// object after a 412 is no fault of the store's, so it is named here).
     pub fn by_cause(&self) -> [(&'static str, u64); 7] {
         [
-            ("conflict", self.conflict),
-            ("throttled", self.throttled),
-            ("body_damaged", self.body_damaged),
-            ("server_error", self.server_error),
-            ("timed_out", self.timed_out),
-            ("connection_failed", self.connection_failed),
+            (Fault::Conflict.cause(), self.conflict),
+            (Fault::Throttled.cause(), self.throttled),
+            (Fault::BodyDamaged.cause(), self.body_damaged),
+            (Fault::ServerError { status: 500 }.cause(), self.server_error),
+            (Fault::TimedOut.cause(), self.timed_out),
+            (Fault::ConnectionFailed.cause(), self.connection_failed),
             ("missing_after_412", self.missing_after_412),
         ]
     }
