@@ -81,6 +81,13 @@ summary() {
             pct = $0; sub(/.*A\/B = /, "", pct); sub(/ %.*/, "", pct)
             verdict = $0; sub(/.*target >= 50 %: /, "", verdict); sub(/\]$/, "", verdict)
             printf fmt, what ", " size " commits", rest[1] " GB/s, " pct " % of memcpy", ">= 50 %: " verdict
+        }
+        /-commit encode.s parts: / {
+            size = $1; sub(/-commit.*/, "", size)
+            push = $0; sub(/.*push only /, "", push); sub(/ %.*/, "", push)
+            crc = $0; sub(/.* and checksum /, "", crc); sub(/ %.*/, "", crc)
+            sum = $0; sub(/.*their times, /, "", sum); sub(/ %.*/, "", sum)
+            printf fmt, "encode parts, " size " commits", "push " push " %, checksum " crc " %: sum " sum " %", "(the bound on encode)"
         }' "$OUT/machine.txt"
     awk -v fmt="$fmt" '/^driver \(/ { d = $5 " ns/commit" } /^driver\/machine time/ { x = $NF }
         END { printf fmt, "driver per commit, 100 B, MemStore", d ", " x " the machine alone", "" }' "$OUT/driver.txt"
