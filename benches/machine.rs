@@ -13,7 +13,9 @@
 //!    (so neither reallocation nor first-touch page faults are counted);
 //! 3. `format::encode_batch`, `BatchBuilder` push + seal and `format::decode`
 //!    (with one visit to every commit) of a ~1 MiB batch, next to a
-//!    `copy_from_slice` of as many bytes.
+//!    `copy_from_slice` of as many bytes; and encoding's two parts apart,
+//!    the builder's pushes and the checksum, with the share of memcpy they
+//!    reach one after the other.
 //!
 //! `cargo bench --bench machine` runs everything; with `S3WAL_BENCH_QUICK=1`
 //! the counts and sample sizes shrink so the whole run takes seconds.
