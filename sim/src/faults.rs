@@ -43,6 +43,9 @@ pub enum FaultClass {
     /// milliseconds apart and the client hears the second one's answer (a
     /// 409 if the first is still being processed, a 412 for our own write).
     SdkRetry,
+    /// 400 BadDigest: the PUT's body no longer matched its checksum when it
+    /// reached the store (damaged on the way), so nothing is written.
+    BodyDamaged,
     /// Inside a burst window: every request fails, nothing is written.
     Burst,
     /// A writer instance crashed (was dropped); a new one recovers.
@@ -55,7 +58,7 @@ pub enum FaultClass {
 
 impl FaultClass {
     /// Every class, in a fixed order.
-    pub const ALL: [FaultClass; 12] = [
+    pub const ALL: [FaultClass; 13] = [
         FaultClass::FailBeforeApply,
         FaultClass::ResponseLost,
         FaultClass::TimeoutNotApplied,
@@ -64,6 +67,7 @@ impl FaultClass {
         FaultClass::Throttled,
         FaultClass::Conflict,
         FaultClass::SdkRetry,
+        FaultClass::BodyDamaged,
         FaultClass::Burst,
         FaultClass::Crash,
         FaultClass::Zombie,
@@ -71,7 +75,7 @@ impl FaultClass {
     ];
 
     /// The classes injected per request at a drawn rate (bursts are windows).
-    const PER_REQUEST: [FaultClass; 8] = [
+    pub const PER_REQUEST: [FaultClass; PER_REQUEST_CLASSES] = [
         FaultClass::FailBeforeApply,
         FaultClass::ResponseLost,
         FaultClass::TimeoutNotApplied,
@@ -80,6 +84,7 @@ impl FaultClass {
         FaultClass::Throttled,
         FaultClass::Conflict,
         FaultClass::SdkRetry,
+        FaultClass::BodyDamaged,
     ];
 
     /// A short name for traces and summaries.
@@ -93,6 +98,7 @@ impl FaultClass {
             FaultClass::Throttled => "throttled",
             FaultClass::Conflict => "conflict-409",
             FaultClass::SdkRetry => "sdk-retry",
+            FaultClass::BodyDamaged => "body-damaged",
             FaultClass::Burst => "burst",
             FaultClass::Crash => "crash",
             FaultClass::Zombie => "zombie",
@@ -103,7 +109,15 @@ impl FaultClass {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// Where a per-request class's rate sits in [`FaultKnobs::rates`].
+    fn per_request_index(self) -> usize {
+        FaultClass::PER_REQUEST.iter().position(|c| *c == self).expect("a per-request class")
+    }
 }
+
+/// How many classes strike single requests at a drawn rate.
+pub const PER_REQUEST_CLASSES: usize = 9;
 
 impl fmt::Display for FaultClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -143,7 +157,7 @@ pub struct BurstPlan {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultKnobs {
     /// Per-request rate of each class but [`FaultClass::Burst`].
-    pub rates: [Probability; 8],
+    pub rates: [Probability; PER_REQUEST_CLASSES],
     /// Burst windows, in the order they start.
     pub bursts: Vec<BurstPlan>,
     /// Faults stop when the workload issues this commit (0-based); a run
@@ -154,22 +168,32 @@ pub struct FaultKnobs {
 impl FaultKnobs {
     /// No faults at all.
     pub fn none() -> FaultKnobs {
-        FaultKnobs { rates: [Probability::NEVER; 8], bursts: Vec::new(), stop_at_commit: 0 }
+        FaultKnobs { rates: [Probability::NEVER; PER_REQUEST_CLASSES], bursts: Vec::new(), stop_at_commit: 0 }
     }
 
     /// Knobs for a run of `commits` commits. One run in ten is calm; in the
     /// others each class is off with probability 0.4, otherwise its rate is
-    /// log-uniform in 0.1%–5%.
-    pub fn draw(rng: &mut ChaCha8Rng, commits: u64) -> FaultKnobs {
+    /// log-uniform in 0.1%–5%. Damaged bodies, the class added last, draw
+    /// from `body_damage_rng`, so that every other draw of a seed stayed
+    /// what it was.
+    pub fn draw(rng: &mut ChaCha8Rng, body_damage_rng: &mut ChaCha8Rng, commits: u64) -> FaultKnobs {
         if chance(rng, 0.1) {
             return FaultKnobs::none();
         }
-        let mut rates = [Probability::NEVER; 8];
-        for rate in &mut rates {
-            if !chance(rng, 0.4) {
-                *rate = Probability::new(log_uniform(rng, 0.001, 0.05));
+        let draw_rate = |rng: &mut ChaCha8Rng| {
+            if chance(rng, 0.4) {
+                Probability::NEVER
+            } else {
+                Probability::new(log_uniform(rng, 0.001, 0.05))
+            }
+        };
+        let mut rates = [Probability::NEVER; PER_REQUEST_CLASSES];
+        for (class, rate) in FaultClass::PER_REQUEST.iter().zip(&mut rates) {
+            if *class != FaultClass::BodyDamaged {
+                *rate = draw_rate(rng);
             }
         }
+        rates[FaultClass::BodyDamaged.per_request_index()] = draw_rate(body_damage_rng);
         let stop_at_commit = rng.random_range(commits / 4..=commits);
         let burst_count = [0, 0, 0, 1, 1, 2][rng.random_range(0..6)];
         let mut bursts: Vec<BurstPlan> = (0..burst_count)
@@ -299,7 +323,7 @@ impl RequestPlan {
 
 /// How many faults of each class a run injected.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FaultCounts([u64; 12]);
+pub struct FaultCounts([u64; FaultClass::ALL.len()]);
 
 impl FaultCounts {
     /// The count of one class.
@@ -402,14 +426,17 @@ impl FaultInjector {
     }
 
     /// Whether a fault strikes a request of `kind` sent at `now`, and what it
-    /// does. An SDK retry only doubles PUTs (a doubled read is harmless).
+    /// does. An SDK retry only doubles PUTs (a doubled read is harmless);
+    /// only a PUT has a body to damage.
     pub fn inject(&mut self, now: Time, kind: RequestKind, rng: &mut ChaCha8Rng) -> Option<FaultEffect> {
         if !self.active {
             return None;
         }
         let class =
             if self.burst_until.is_some_and(|until| now < until) { FaultClass::Burst } else { self.draw_class(rng)? };
-        if matches!(class, FaultClass::Conflict | FaultClass::SdkRetry) && kind != RequestKind::Put {
+        if matches!(class, FaultClass::Conflict | FaultClass::SdkRetry | FaultClass::BodyDamaged)
+            && kind != RequestKind::Put
+        {
             return None;
         }
         self.counts.add(class);
@@ -451,6 +478,7 @@ fn effect(class: FaultClass, rng: &mut ChaCha8Rng) -> FaultEffect {
         }
         FaultClass::Throttled => (Reach::Never, AnswerAt::AsUsual, Fault::Throttled),
         FaultClass::Conflict => (Reach::Never, AnswerAt::AsUsual, Fault::Conflict),
+        FaultClass::BodyDamaged => (Reach::Never, AnswerAt::AsUsual, Fault::BodyDamaged),
         FaultClass::SdkRetry => {
             let gap = Duration::from_micros(rng.random_range(0..=10_000));
             return FaultEffect { class, reach: Reach::Twice(gap), answer_at: AnswerAt::AsUsual, fault: None };
@@ -477,7 +505,7 @@ mod tests {
 
     fn knobs(rate: f64) -> FaultKnobs {
         FaultKnobs {
-            rates: [Probability::new(rate); 8],
+            rates: [Probability::new(rate); PER_REQUEST_CLASSES],
             bursts: vec![BurstPlan { at_commit: 5, length: Duration::from_millis(100) }],
             stop_at_commit: 10,
         }
@@ -488,14 +516,15 @@ mod tests {
         let mut inj = FaultInjector::new(knobs(0.01));
         let mut rng = stream(1, Stream::Faults);
         let hits = (0..100_000).filter(|_| inj.inject(Time::ZERO, RequestKind::Put, &mut rng).is_some()).count() as u64;
-        assert!((7_300..8_700).contains(&hits), "8% expected, got {hits}");
+        // Every per-request class can strike a PUT, each at 1 %.
+        assert!((8_300..9_700).contains(&hits), "9% expected, got {hits}");
         assert_eq!(inj.counts().total(), hits);
         assert_eq!(inj.counts().get(FaultClass::Burst), 0);
     }
 
     #[test]
     fn a_burst_fails_everything_until_it_ends() {
-        let mut inj = FaultInjector::new(FaultKnobs { rates: [Probability::NEVER; 8], ..knobs(0.0) });
+        let mut inj = FaultInjector::new(FaultKnobs { rates: [Probability::NEVER; PER_REQUEST_CLASSES], ..knobs(0.0) });
         let mut rng = stream(1, Stream::Faults);
         assert_eq!(inj.on_commit_issued(4, Time::ZERO), None);
         let start = Time::from_millis(7);
@@ -520,12 +549,25 @@ mod tests {
     #[test]
     fn reads_never_get_a_409() {
         let only_conflicts =
-            FaultKnobs { rates: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0].map(Probability::new), ..knobs(0.0) };
+            FaultKnobs { rates: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0].map(Probability::new), ..knobs(0.0) };
         let mut inj = FaultInjector::new(only_conflicts);
         let mut rng = stream(3, Stream::Faults);
         assert!(inj.inject(Time::ZERO, RequestKind::Head, &mut rng).is_none());
         let put = inj.inject(Time::ZERO, RequestKind::Put, &mut rng);
         assert_eq!(put.map(|e| e.fault), Some(Some(Fault::Conflict)));
+    }
+
+    #[test]
+    fn only_puts_have_a_body_to_damage() {
+        let mut rates = [Probability::NEVER; PER_REQUEST_CLASSES];
+        rates[FaultClass::BodyDamaged.per_request_index()] = Probability::new(1.0);
+        let mut inj = FaultInjector::new(FaultKnobs { rates, ..knobs(0.0) });
+        let mut rng = stream(5, Stream::Faults);
+        assert!(inj.inject(Time::ZERO, RequestKind::Head, &mut rng).is_none());
+        assert!(inj.inject(Time::ZERO, RequestKind::List, &mut rng).is_none());
+        let put = inj.inject(Time::ZERO, RequestKind::Put, &mut rng).expect("a PUT is damaged");
+        assert_eq!((put.reach, put.answer_at, put.fault), (Reach::Never, AnswerAt::AsUsual, Some(Fault::BodyDamaged)));
+        assert_eq!(inj.counts().get(FaultClass::BodyDamaged), 1);
     }
 
     #[test]

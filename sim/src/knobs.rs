@@ -118,7 +118,7 @@ impl RunKnobs {
             identity,
             workload,
             latency: LatencyKnobs::draw(&mut rng),
-            faults: FaultKnobs::draw(&mut rng, commits),
+            faults: FaultKnobs::draw(&mut rng, &mut stream(seed, Stream::BodyDamage), commits),
             request_timeout: uniform_duration(&mut rng, Duration::from_secs(7), Duration::from_secs(15)),
             shutdown_delay: uniform_duration(&mut rng, Duration::ZERO, Duration::from_millis(100)),
             takeovers: TakeoverKnobs::draw(&mut stream(seed, Stream::Takeovers), commits),

@@ -30,6 +30,8 @@ pub enum Stream {
     /// Whether and when slow PUTs are hedged (a stream of its own, so that
     /// adding the knob left every other draw of a seed unchanged).
     Hedging = 8,
+    /// How often PUT bodies arrive damaged (its own stream, for the same reason).
+    BodyDamage = 9,
 }
 
 /// The generator for `stream` of `seed`.

@@ -187,7 +187,7 @@ impl Scenario {
         let f = &self.faults;
         let mut faults = FaultKnobs::none();
         for (name, rate) in &f.rates {
-            let Some(i) = FaultClass::ALL.iter().take(8).position(|c| c.name() == name) else {
+            let Some(i) = FaultClass::PER_REQUEST.iter().position(|c| c.name() == name) else {
                 bail!("faults.rates: no per-request fault class {name:?}");
             };
             faults.rates[i] = Probability::new(*rate);
@@ -209,8 +209,12 @@ impl Scenario {
 
     /// Runs the scenario.
     pub fn run(&self, trace: bool) -> anyhow::Result<RunReport> {
-        let (knobs, options) = (self.knobs()?, self.options(trace)?);
-        let mut world = World::new(self.seed, knobs, &options);
+        self.run_with(&self.options(trace)?)
+    }
+
+    /// Runs the scenario with options of the caller's (a planted bug, say).
+    pub fn run_with(&self, options: &RunOptions) -> anyhow::Result<RunReport> {
+        let mut world = World::new(self.seed, self.knobs()?, options);
         world.run();
         Ok(world.into_report())
     }

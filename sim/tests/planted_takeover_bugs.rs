@@ -4,7 +4,10 @@
 
 use s3wal::machine::PlantedBug;
 use s3wal::Persister;
-use s3wal_sim::{run_seed, Outcome, RunOptions};
+use std::path::Path;
+
+use s3wal_sim::scenario::Scenario;
+use s3wal_sim::{run_seed, Invariant, Outcome, RunOptions};
 
 /// Seeds tried per bug before giving up.
 const SEEDS: u64 = 400;
@@ -40,9 +43,27 @@ fn expect_caught(bug: PlantedBug) {
     eprintln!("{bug:?}: first failing seed {seed} ({} seeds): {what}", seed + 1);
 }
 
+/// The default sweep rarely shows a missing fence: it takes two recoveries
+/// writing batches over each other and a later recovery acking past their
+/// fork. At 200 commits 7 seeds of 3,000 did, the first being seed 347, and
+/// a change to an unrelated knob once moved that to 1,432. The named
+/// scenario stages exactly that, three times.
 #[test]
-fn skipping_the_fence_is_caught_once_takeovers_exist() {
-    expect_caught(PlantedBug::SkipFence);
+fn skipping_the_fence_is_caught_by_racing_recoveries() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/recoveries-race-three-times.toml");
+    let scenario = Scenario::load(&path).expect("the scenario loads");
+    let mut options = scenario.options(false).expect("its options");
+    assert!(scenario.run_with(&options).expect("it runs").outcome.passed(), "it passes with the fence");
+    options.prepare_machine = Some(prepare(PlantedBug::SkipFence));
+    let outcome = scenario.run_with(&options).expect("it runs").outcome;
+    // In a debug build the machine's own debug_assert! may fire first: a catch too.
+    let caught = match &outcome {
+        Outcome::Violated { violation, .. } => violation.invariant == Invariant::AckOrder,
+        Outcome::Panicked { .. } => cfg!(debug_assertions),
+        Outcome::Passed => false,
+    };
+    assert!(caught, "SkipFence: {:?}", outcome.describe());
+    eprintln!("SkipFence caught by the scenario: {:?}", outcome.describe());
 }
 
 #[test]
@@ -50,10 +71,12 @@ fn trusting_a_412_is_caught_once_takeovers_exist() {
     expect_caught(PlantedBug::Trust412);
 }
 
-/// Prints, for every planted bug, how many seeds the default sweep took.
+/// Prints, for every planted bug, how many seeds the default sweep took
+/// (but the missing fence, which needs more seeds than a test can spend:
+/// see above).
 #[test]
 fn seeds_to_first_failure_for_every_planted_bug() {
-    for bug in PlantedBug::ALL {
+    for bug in PlantedBug::ALL.into_iter().filter(|bug| *bug != PlantedBug::SkipFence) {
         match first_failure(bug) {
             Some((seed, what)) => eprintln!("{bug:?}: caught after {} seeds (seed {seed}): {what}", seed + 1),
             None => panic!("{bug:?}: not caught in {SEEDS} seeds"),

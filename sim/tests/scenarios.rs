@@ -169,6 +169,20 @@ fn two_leaders_one_listing() {
 }
 
 #[test]
+fn recoveries_race_three_times() {
+    let r = run("recoveries-race-three-times");
+    assert_eq!((r.faults.get(FaultClass::Crash), r.faults.get(FaultClass::DualRecovery)), (3, 3));
+    assert_eq!(r.instances.len(), 7, "the first writer, then three pairs");
+    for pair in r.instances[1..].chunks(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert!(fenced(a) ^ fenced(b), "one of each pair stands down: {:?} / {:?}", a.end, b.end);
+        let loser = if fenced(a) { a } else { b };
+        assert!(loser.acked.is_empty(), "the loser acked nothing");
+    }
+    assert!(r.instances.iter().any(ended_clean), "a winner ran to a clean shutdown");
+}
+
+#[test]
 fn every_scenario_file_has_a_test() {
     let mut names: Vec<String> = std::fs::read_dir(scenarios_dir())
         .expect("scenarios/")
@@ -181,6 +195,7 @@ fn every_scenario_file_has_a_test() {
         "clean-shutdown-and-reopen",
         "crash-mid-window",
         "exactly-1000-window",
+        "recoveries-race-three-times",
         "retries-exhausted",
         "slow-put-hedged",
         "steady-load",
