@@ -72,6 +72,11 @@ pub(crate) struct Batcher {
     idle_quorum: u64,
 }
 
+/// Spare buffers kept even when the byte budget is full: enough for a
+/// steady bulk load, where each durable batch's buffer goes to the next
+/// batch, at the cost of this many batches of memory beyond the budget.
+const SPARES_ALWAYS_KEPT: usize = 4;
+
 impl Batcher {
     pub fn new(threshold: u64, timeout: Duration, max_spares: usize) -> Batcher {
         Batcher {
@@ -103,21 +108,25 @@ impl Batcher {
     }
 
     /// Takes back a durable batch's buffer, if nobody else holds it, there
-    /// are fewer than `max_spares`, and the spares stay within `room` bytes
-    /// (what the byte budget has free when the buffer comes back).
+    /// are fewer than `max_spares`, and either there are fewer than
+    /// [`SPARES_ALWAYS_KEPT`] or the spares stay within `room` bytes (what
+    /// the byte budget has free when the buffer comes back).
     ///
     /// Acks come in waves: one slow PUT holds back the batches behind it,
     /// then they all turn durable at once, while new batches start at a
     /// steady pace. Keeping only a few spares, they overflow on every wave
     /// and run dry between waves, and most batches start in fresh memory
-    /// (BENCHMARKS.md, "PUT bodies and batch buffers").
+    /// (BENCHMARKS.md, "PUT bodies and batch buffers"). Under a bulk load
+    /// the budget is always full, and a buffer (its commits plus their
+    /// length prefixes) is larger than the payload its batch frees: without
+    /// the few kept regardless, no buffer was ever reused there.
     pub fn recycle(&mut self, body: Bytes, room: u64) {
         if self.spare.len() >= self.max_spares {
             return;
         }
         let Ok(buffer) = body.try_into_mut() else { return };
         let capacity = buffer.capacity() as u64;
-        if self.spare_bytes + capacity <= room {
+        if self.spare.len() < SPARES_ALWAYS_KEPT || self.spare_bytes + capacity <= room {
             self.spare_bytes += capacity;
             self.spare.push(buffer);
         }
@@ -247,19 +256,28 @@ mod tests {
     #[test]
     fn spare_buffers_stay_within_the_budgets_room_and_shared_ones_are_not_taken() {
         let mut b = Batcher::new(1 << 20, Duration::from_millis(1), 50);
-        for _ in 0..5 {
-            b.recycle(body(1 << 20), 3 << 20);
+        for _ in 0..8 {
+            b.recycle(body(1 << 20), 6 << 20);
         }
-        assert_eq!(b.spare_bytes, 3 << 20, "three fit in 3 MiB of room");
+        assert_eq!(b.spare_bytes, 6 << 20, "six fit in 6 MiB of room");
         let shared = body(1 << 20);
         let _still_sent = shared.clone();
         b.recycle(shared, 64 << 20);
-        assert_eq!(b.spare.len(), 3, "a body someone still holds is left alone");
+        assert_eq!(b.spare.len(), 6, "a body someone still holds is left alone");
         let mut capped = Batcher::new(1 << 20, Duration::from_millis(1), 2);
         for _ in 0..5 {
             capped.recycle(body(1 << 20), 64 << 20);
         }
         assert_eq!(capped.spare.len(), 2, "no more than a window's worth");
+    }
+
+    #[test]
+    fn a_few_spares_are_kept_when_the_budget_is_full() {
+        let mut b = Batcher::new(1 << 20, Duration::from_millis(1), 50);
+        for _ in 0..SPARES_ALWAYS_KEPT + 3 {
+            b.recycle(body(1 << 20), 0);
+        }
+        assert_eq!(b.spare.len(), SPARES_ALWAYS_KEPT, "a bulk load reuses buffers too");
     }
 
     #[test]
