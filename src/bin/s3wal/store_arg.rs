@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use s3wal::store::{DirStore, ObjectStore};
+use s3wal::store::{DirStore, ObjectStore, S3Error, S3Options, S3Store};
 
 use crate::UsageError;
 
@@ -38,6 +38,14 @@ impl StoreArgs {
         let store = DirStore::open(&dir).with_context(|| format!("cannot open directory store {}", dir.display()))?;
         Ok(Arc::new(store))
     }
+
+    /// The S3 store itself, when `--s3` names one (the bench deletes with it).
+    pub async fn s3_store(&self, pool_size: u32) -> anyhow::Result<Option<S3Store>> {
+        match &self.s3 {
+            Some(url) => Ok(Some(connect_s3(url, self.endpoint.as_deref(), pool_size).await?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Splits `s3://bucket/prefix` into its parts.
@@ -53,7 +61,10 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), UsageError> {
 }
 
 async fn open_s3(url: &str, endpoint: Option<&str>, pool_size: u32) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    use s3wal::store::{S3Error, S3Options, S3Store};
+    Ok(Arc::new(connect_s3(url, endpoint, pool_size).await?))
+}
+
+async fn connect_s3(url: &str, endpoint: Option<&str>, pool_size: u32) -> anyhow::Result<S3Store> {
     let (bucket, prefix) = parse_s3_url(url)?;
     let options = S3Options {
         bucket,
@@ -71,7 +82,7 @@ async fn open_s3(url: &str, endpoint: Option<&str>, pool_size: u32) -> anyhow::R
         Err(e) => return Err(e.into()),
     };
     store.check().await.with_context(|| format!("cannot use {url}"))?;
-    Ok(Arc::new(store))
+    Ok(store)
 }
 
 #[cfg(test)]
