@@ -335,11 +335,16 @@ fn batch_commits(payload: &'static [u8]) -> Vec<Bytes> {
 }
 
 fn encode_with_builder(header: Header, payload: &[u8], count: usize) -> Bytes {
+    pushed(payload, count).seal(header).0
+}
+
+/// A builder that `count` copies of `payload` were pushed into.
+fn pushed(payload: &[u8], count: usize) -> BatchBuilder {
     let mut builder = BatchBuilder::with_capacity(count * (payload.len() + COMMIT_OVERHEAD));
     for _ in 0..count {
         builder.push(payload);
     }
-    builder.seal(header).0
+    builder
 }
 
 /// Everything the format measurements of one commit size need.
@@ -372,11 +377,7 @@ impl FormatCase {
 
     /// The builder's pushes without the seal: the copying half of encoding.
     fn push_only(&self) -> BatchBuilder {
-        let mut builder = BatchBuilder::with_capacity(self.commits.len() * (self.payload.len() + COMMIT_OVERHEAD));
-        for _ in 0..self.commits.len() {
-            builder.push(black_box(self.payload));
-        }
-        builder
+        pushed(black_box(self.payload), self.commits.len())
     }
 
     fn decode(&self) -> format::Object {
@@ -644,8 +645,8 @@ impl FormatRow {
         self.ops.iter().find(|op| op.what == what).expect("the operation is measured").share_of_memcpy
     }
 
-    /// The best share of memcpy that pushing and then checksumming can
-    /// reach, from the two measured apart: their times add up.
+    /// The share of memcpy that pushing and then checksumming come to, from
+    /// the two measured apart, if their times add up (encode's estimate).
     fn push_then_checksum_share(&self) -> f64 {
         1.0 / (1.0 / self.share_of_memcpy(PUSH_ONLY) + 1.0 / self.share_of_memcpy(CHECKSUM))
     }

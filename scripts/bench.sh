@@ -87,7 +87,7 @@ summary() {
             push = $0; sub(/.*push only /, "", push); sub(/ %.*/, "", push)
             crc = $0; sub(/.* and checksum /, "", crc); sub(/ %.*/, "", crc)
             sum = $0; sub(/.*their times, /, "", sum); sub(/ %.*/, "", sum)
-            printf fmt, "encode parts, " size " commits", "push " push " %, checksum " crc " %: sum " sum " %", "(the bound on encode)"
+            printf fmt, "encode parts, " size " commits", "push " push " %, checksum " crc " %: both " sum " %", "(encode estimated from its parts)"
         }' "$OUT/machine.txt"
     awk -v fmt="$fmt" '/^driver \(/ { d = $5 " ns/commit" } /^driver\/machine time/ { x = $NF }
         END { printf fmt, "driver per commit, 100 B, MemStore", d ", " x " the machine alone", "" }' "$OUT/driver.txt"

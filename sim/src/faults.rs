@@ -110,9 +110,10 @@ impl FaultClass {
         self as usize
     }
 
-    /// Where a per-request class's rate sits in [`FaultKnobs::rates`].
-    fn per_request_index(self) -> usize {
-        FaultClass::PER_REQUEST.iter().position(|c| *c == self).expect("a per-request class")
+    /// Where a per-request class's rate sits in [`FaultKnobs::rates`]; none
+    /// for the classes that are not drawn per request.
+    fn rate_slot(self) -> Option<usize> {
+        FaultClass::PER_REQUEST.iter().position(|c| *c == self)
     }
 }
 
@@ -189,11 +190,9 @@ impl FaultKnobs {
         };
         let mut rates = [Probability::NEVER; PER_REQUEST_CLASSES];
         for (class, rate) in FaultClass::PER_REQUEST.iter().zip(&mut rates) {
-            if *class != FaultClass::BodyDamaged {
-                *rate = draw_rate(rng);
-            }
+            let from = if *class == FaultClass::BodyDamaged { &mut *body_damage_rng } else { &mut *rng };
+            *rate = draw_rate(from);
         }
-        rates[FaultClass::BodyDamaged.per_request_index()] = draw_rate(body_damage_rng);
         let stop_at_commit = rng.random_range(commits / 4..=commits);
         let burst_count = [0, 0, 0, 1, 1, 2][rng.random_range(0..6)];
         let mut bursts: Vec<BurstPlan> = (0..burst_count)
@@ -208,7 +207,16 @@ impl FaultKnobs {
 
     /// The rate of a per-request class (bursts have none).
     pub fn rate(&self, class: FaultClass) -> Probability {
-        FaultClass::PER_REQUEST.iter().position(|c| *c == class).map_or(Probability::NEVER, |i| self.rates[i])
+        class.rate_slot().map_or(Probability::NEVER, |i| self.rates[i])
+    }
+
+    /// These knobs with the per-request `class` striking at `rate`.
+    ///
+    /// # Panics
+    /// If `class` is not drawn per request (see [`FaultClass::PER_REQUEST`]).
+    pub fn with_rate(mut self, class: FaultClass, rate: Probability) -> FaultKnobs {
+        self.rates[class.rate_slot().expect("a per-request class")] = rate;
+        self
     }
 
     /// One line for a trace header.
@@ -547,9 +555,17 @@ mod tests {
     }
 
     #[test]
+    fn counts_are_kept_in_the_order_of_all() {
+        for (i, class) in FaultClass::ALL.into_iter().enumerate() {
+            assert_eq!(class.index(), i, "{class}");
+        }
+        assert!(FaultClass::PER_REQUEST.iter().all(|c| c.rate_slot().is_some()));
+        assert_eq!(FaultClass::Burst.rate_slot(), None);
+    }
+
+    #[test]
     fn reads_never_get_a_409() {
-        let only_conflicts =
-            FaultKnobs { rates: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0].map(Probability::new), ..knobs(0.0) };
+        let only_conflicts = knobs(0.0).with_rate(FaultClass::Conflict, Probability::new(1.0));
         let mut inj = FaultInjector::new(only_conflicts);
         let mut rng = stream(3, Stream::Faults);
         assert!(inj.inject(Time::ZERO, RequestKind::Head, &mut rng).is_none());
@@ -559,9 +575,7 @@ mod tests {
 
     #[test]
     fn only_puts_have_a_body_to_damage() {
-        let mut rates = [Probability::NEVER; PER_REQUEST_CLASSES];
-        rates[FaultClass::BodyDamaged.per_request_index()] = Probability::new(1.0);
-        let mut inj = FaultInjector::new(FaultKnobs { rates, ..knobs(0.0) });
+        let mut inj = FaultInjector::new(knobs(0.0).with_rate(FaultClass::BodyDamaged, Probability::new(1.0)));
         let mut rng = stream(5, Stream::Faults);
         assert!(inj.inject(Time::ZERO, RequestKind::Head, &mut rng).is_none());
         assert!(inj.inject(Time::ZERO, RequestKind::List, &mut rng).is_none());

@@ -187,10 +187,10 @@ impl Scenario {
         let f = &self.faults;
         let mut faults = FaultKnobs::none();
         for (name, rate) in &f.rates {
-            let Some(i) = FaultClass::PER_REQUEST.iter().position(|c| c.name() == name) else {
+            let Some(class) = FaultClass::PER_REQUEST.into_iter().find(|c| c.name() == name) else {
                 bail!("faults.rates: no per-request fault class {name:?}");
             };
-            faults.rates[i] = Probability::new(*rate);
+            faults = faults.with_rate(class, Probability::new(*rate));
         }
         faults.bursts =
             f.bursts.iter().map(|b| BurstPlan { at_commit: b.at_commit, length: ms(b.length_ms) }).collect();

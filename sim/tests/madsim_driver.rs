@@ -22,7 +22,7 @@ use s3wal::store::{GetOutcome, ObjectStore};
 use s3wal::{CommitSeq, Config, Fault, PutOutcome};
 use s3wal_sim::driver_checker::DriverInvariant;
 use s3wal_sim::driver_world::{run_driver_seed, DriverReport, DriverRunOptions, Opener};
-use s3wal_sim::faults::{BurstPlan, FaultKnobs, Probability, PER_REQUEST_CLASSES};
+use s3wal_sim::faults::{BurstPlan, FaultClass, FaultKnobs, Probability};
 use s3wal_sim::latency::LatencyKnobs;
 use s3wal_sim::sim_store::{SimStore, SimStoreKnobs};
 use s3wal_sim::written_log::write_log;
@@ -192,16 +192,19 @@ fn ten_ms_no_tail() -> LatencyKnobs {
     }
 }
 
-fn store_with(rates: [f64; PER_REQUEST_CLASSES]) -> SimStore {
+fn store_with(only: Option<FaultClass>) -> SimStore {
     let latency = ten_ms_no_tail();
-    let faults = FaultKnobs { rates: rates.map(Probability::new), bursts: Vec::new(), stop_at_commit: u64::MAX };
+    let mut faults = FaultKnobs { stop_at_commit: u64::MAX, ..FaultKnobs::none() };
+    if let Some(class) = only {
+        faults = faults.with_rate(class, Probability::new(1.0));
+    }
     SimStore::new(7, SimStoreKnobs { latency, faults, request_timeout: Duration::from_secs(10) })
 }
 
 /// A lost response: the object is written, the client hears a timeout.
 #[madsim::test]
 async fn a_lost_response_writes_and_times_out() {
-    let store = store_with([0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    let store = store_with(Some(FaultClass::ResponseLost));
     let started = tokio::time::Instant::now();
     let outcome = store.put_if_absent("batches/k", Bytes::from_static(b"x"), &[]).await;
     assert_eq!(outcome, PutOutcome::Failed(Fault::TimedOut));
@@ -216,7 +219,7 @@ async fn a_lost_response_writes_and_times_out() {
 /// A request in the network lands although its client's node was killed.
 #[madsim::test]
 async fn a_request_lands_after_its_client_is_killed() {
-    let store = store_with([0.0; PER_REQUEST_CLASSES]);
+    let store = store_with(None);
     let handle = madsim::runtime::Handle::current();
     let client = handle.create_node().name("client").build();
     let s = store.clone();
@@ -233,7 +236,7 @@ async fn a_request_lands_after_its_client_is_killed() {
 /// first is processed) and writes nothing.
 #[madsim::test]
 async fn only_one_conditional_put_wins() {
-    let store = store_with([0.0; PER_REQUEST_CLASSES]);
+    let store = store_with(None);
     let (a, b) = (store.clone(), store.clone());
     let first = tokio::spawn(async move { a.put_if_absent("batches/k", Bytes::from_static(b"a"), &[]).await });
     let second = tokio::spawn(async move { b.put_if_absent("batches/k", Bytes::from_static(b"b"), &[]).await });
@@ -252,8 +255,7 @@ async fn only_one_conditional_put_wins() {
 fn store_failing_after_commit_0() -> SimStore {
     let latency = ten_ms_no_tail();
     let burst = BurstPlan { at_commit: 0, length: Duration::from_secs(3600) };
-    let faults =
-        FaultKnobs { rates: [Probability::NEVER; PER_REQUEST_CLASSES], bursts: vec![burst], stop_at_commit: u64::MAX };
+    let faults = FaultKnobs { bursts: vec![burst], stop_at_commit: u64::MAX, ..FaultKnobs::none() };
     SimStore::new(9, SimStoreKnobs { latency, faults, request_timeout: Duration::from_secs(10) })
 }
 
@@ -297,7 +299,7 @@ async fn a_failure_while_draining_ends_the_shutdown() {
 /// it once the drain hang above is fixed: the driver outlives the log.)
 #[madsim::test]
 async fn dropping_every_handle_stops_the_driver() {
-    let store = store_with([0.0; PER_REQUEST_CLASSES]);
+    let store = store_with(None);
     let log = open_without_retries(store).await;
     let appended = log.append(Bytes::from_static(b"x")).await.expect("accepted");
     appended.durable().await.expect("durable");
@@ -315,7 +317,7 @@ async fn dropping_every_handle_stops_the_driver() {
 /// still become durable.
 #[madsim::test]
 async fn appends_after_shutdown_are_refused_one_after_another() {
-    let store = store_with([0.0; PER_REQUEST_CLASSES]);
+    let store = store_with(None);
     let log = open_without_retries(store).await;
     // In flight, so the shutdown drains for a while.
     let first = log.append(Bytes::from_static(b"first")).await.expect("accepted");
@@ -344,7 +346,7 @@ async fn appends_after_shutdown_are_refused_one_after_another() {
 fn open_written_log(batches: u64, in_flight: u64) -> ([u64; 3], Duration) {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
     runtime.block_on(async move {
-        let store = store_with([0.0; PER_REQUEST_CLASSES]);
+        let store = store_with(None);
         store.with_model_mut(|m| write_log(m, batches, in_flight, Config::default().max_in_flight_requests));
         let before = store.counts().store;
         let started = tokio::time::Instant::now();

@@ -1,6 +1,7 @@
 //! With crashes, zombies and concurrent recoveries in the world, the
-//! library's takeover bugs are caught too; and for every planted bug the
-//! default sweep's first failing seed is printed (`--nocapture` shows it).
+//! library's takeover bugs are caught too: a missing fence by a named
+//! scenario, the others by the default sweep, whose first failing seed for
+//! each is printed (`--nocapture` shows it).
 
 use s3wal::machine::PlantedBug;
 use s3wal::Persister;

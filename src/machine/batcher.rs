@@ -117,8 +117,8 @@ impl Batcher {
     /// steady pace. Keeping only a few spares, they overflow on every wave
     /// and run dry between waves, and most batches start in fresh memory
     /// (BENCHMARKS.md, "PUT bodies and batch buffers"). Under a bulk load
-    /// the budget is always full, and a buffer (its commits plus their
-    /// length prefixes) is larger than the payload its batch frees: without
+    /// the budget is always full, and a buffer, sized for the last batch
+    /// plus an eighth, is larger than the payload its batch frees: without
     /// the few kept regardless, no buffer was ever reused there.
     pub fn recycle(&mut self, body: Bytes, room: u64) {
         if self.spare.len() >= self.max_spares {

@@ -127,8 +127,13 @@ enum System {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let root = args.store.open(None, args.tuning.config().target_pool_size).await?;
-    let cleanup = Cleanup(args.store.s3_store(4).await?);
+    let pool_size = args.tuning.config().target_pool_size;
+    let s3 = args.store.s3_store(pool_size).await?;
+    let root: Arc<dyn ObjectStore> = match &s3 {
+        Some(s3) => Arc::new(s3.clone()),
+        None => args.store.open(None, pool_size).await?,
+    };
+    let cleanup = Cleanup(s3);
     let run_id = std::process::id();
     let mut run = 0u64;
     let mut next_prefix = move || {
@@ -156,7 +161,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 let prefix = next_prefix();
                 let store = Prefixed::new(Arc::clone(&root), &prefix);
                 let m = closed_loop(system, store, p, 100, limit, args.max_commits, &args.tuning).await?;
-                cleanup.clear(&prefix).await?;
+                cleanup.clear(&prefix).await;
                 if best[i].as_ref().is_none_or(|b| m.per_sec() > b.per_sec()) {
                     best[i] = Some(m);
                 }
@@ -181,7 +186,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // after all of W2 favoured raw: the first ran on the emptiest server.
     let prefix = next_prefix();
     let mut raw_before = raw_puts(Prefixed::new(Arc::clone(&root), &prefix), limit).await?;
-    cleanup.clear(&prefix).await?;
+    cleanup.clear(&prefix).await;
     print_raw_row(&raw_before);
     let w2_limit = Duration::from_secs_f64(args.w2_seconds);
     let mut shares = Vec::new();
@@ -190,7 +195,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let store = Prefixed::new(Arc::clone(&root), &prefix);
         let max_commits = (args.w2_max_mib << 20) / size as u64;
         let m = open_loop(store, size, w2_limit, max_commits, &args.tuning).await?;
-        cleanup.clear(&prefix).await?;
+        cleanup.clear(&prefix).await;
         costs.push(CostRow::new(format!("W2 {size}B"), "-".into(), &m));
         println!(
             "{:<12} {:>4} {:>7} {:>12.0} {:>9.2}",
@@ -202,7 +207,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         let prefix = next_prefix();
         let raw_after = raw_puts(Prefixed::new(Arc::clone(&root), &prefix), limit).await?;
-        cleanup.clear(&prefix).await?;
+        cleanup.clear(&prefix).await;
         print_raw_row(&raw_after);
         shares.push((size, m.mb_per_sec(), raw_before.mb_per_sec(), raw_after.mb_per_sec()));
         raw_before = raw_after;
@@ -229,8 +234,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 struct Cleanup(Option<S3Store>);
 
 impl Cleanup {
-    /// Deletes every object under the run's `prefix`, a page at a time.
-    async fn clear(&self, prefix: &str) -> anyhow::Result<()> {
+    /// Deletes every object under the run's `prefix`. A failure (a bucket
+    /// that allows writes but not deletes, say) is reported and the
+    /// measurements go on, on a server that fills up as they do.
+    async fn clear(&self, prefix: &str) {
+        if let Err(e) = self.try_clear(prefix).await {
+            eprintln!("warning: the objects under {prefix} stay: {e:#}");
+        }
+    }
+
+    /// Deletes every object under `prefix`, a page at a time.
+    async fn try_clear(&self, prefix: &str) -> anyhow::Result<()> {
         let Some(s3) = &self.0 else { return Ok(()) };
         let (client, bucket) = (s3.client(), s3.bucket());
         let full_prefix = format!("{}{prefix}/", s3.prefix());
@@ -247,13 +261,22 @@ impl Cleanup {
                 continue;
             }
             let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build()?;
-            client
+            let deleted = client
                 .delete_objects()
                 .bucket(bucket)
                 .delete(delete)
                 .send()
                 .await
                 .with_context(|| format!("deleting {full_prefix}"))?;
+            // A 200 can still list keys it did not delete.
+            if let Some(failed) = deleted.errors().first() {
+                anyhow::bail!(
+                    "{} objects not deleted, the first {:?}: {:?}",
+                    deleted.errors().len(),
+                    failed.key(),
+                    failed.message()
+                );
+            }
         }
         Ok(())
     }

@@ -35,6 +35,9 @@ enum Command {
     /// Show the log's objects, epochs, fences, first gap and usage (never writes).
     Inspect(replay::InspectArgs),
     /// Compare s3wal with a one-PUT-per-commit writer on the same store (W1, W2).
+    ///
+    /// Each measurement writes under a prefix of its own; on S3 it is
+    /// deleted once measured.
     Bench(bench::BenchArgs),
 }
 
