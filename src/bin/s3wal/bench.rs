@@ -133,18 +133,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(s3) => Arc::new(s3.clone()),
         None => args.store.open(None, pool_size).await?,
     };
-    let cleanup = Cleanup(s3);
-    let run_id = std::process::id();
-    let mut run = 0u64;
-    let mut next_prefix = move || {
-        run += 1;
-        format!("bench-{run_id}-{run}")
-    };
+    let mut runs = Runs { root, cleanup: Cleanup(s3), id: std::process::id(), count: 0 };
     let limit = Duration::from_secs_f64(args.seconds);
     let config = if args.tuning.config() == Config::default() { "default config" } else { "config from the flags" };
     println!(
         "s3wal bench on {}: {:.1}s per measurement, {} rounds, A = s3wal ({config}), B = naive",
-        root.describe(),
+        runs.root.describe(),
         args.seconds,
         args.rounds
     );
@@ -158,10 +152,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let mut best: [Option<Measured>; 2] = [None, None];
         for _ in 0..args.rounds {
             for (i, system) in [System::S3wal, System::Naive].into_iter().enumerate() {
-                let prefix = next_prefix();
-                let store = Prefixed::new(Arc::clone(&root), &prefix);
-                let m = closed_loop(system, store, p, 100, limit, args.max_commits, &args.tuning).await?;
-                cleanup.clear(&prefix).await;
+                let m = runs
+                    .measure(async |store| {
+                        closed_loop(system, store, p, 100, limit, args.max_commits, &args.tuning).await
+                    })
+                    .await?;
                 if best[i].as_ref().is_none_or(|b| m.per_sec() > b.per_sec()) {
                     best[i] = Some(m);
                 }
@@ -184,18 +179,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // bracketed by raw runs and compared with their mean, which cancels what
     // drift is left. Comparing with the better of a raw run before and one
     // after all of W2 favoured raw: the first ran on the emptiest server.
-    let prefix = next_prefix();
-    let mut raw_before = raw_puts(Prefixed::new(Arc::clone(&root), &prefix), limit).await?;
-    cleanup.clear(&prefix).await;
+    let mut raw_before = runs.measure(async |store| raw_puts(store, limit).await).await?;
     print_raw_row(&raw_before);
     let w2_limit = Duration::from_secs_f64(args.w2_seconds);
     let mut shares = Vec::new();
     for size in [100usize, 4096] {
-        let prefix = next_prefix();
-        let store = Prefixed::new(Arc::clone(&root), &prefix);
         let max_commits = (args.w2_max_mib << 20) / size as u64;
-        let m = open_loop(store, size, w2_limit, max_commits, &args.tuning).await?;
-        cleanup.clear(&prefix).await;
+        let m = runs.measure(async |store| open_loop(store, size, w2_limit, max_commits, &args.tuning).await).await?;
         costs.push(CostRow::new(format!("W2 {size}B"), "-".into(), &m));
         println!(
             "{:<12} {:>4} {:>7} {:>12.0} {:>9.2}",
@@ -205,9 +195,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             m.per_sec(),
             m.mb_per_sec()
         );
-        let prefix = next_prefix();
-        let raw_after = raw_puts(Prefixed::new(Arc::clone(&root), &prefix), limit).await?;
-        cleanup.clear(&prefix).await;
+        let raw_after = runs.measure(async |store| raw_puts(store, limit).await).await?;
         print_raw_row(&raw_after);
         shares.push((size, m.mb_per_sec(), raw_before.mb_per_sec(), raw_after.mb_per_sec()));
         raw_before = raw_after;
@@ -224,6 +212,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("\nratio vs naive at 64 producers: {ratio:.1}x");
     }
     Ok(())
+}
+
+/// Where measurements write: each under a prefix of its own in `root`,
+/// cleared once it is measured.
+struct Runs {
+    root: Arc<dyn ObjectStore>,
+    cleanup: Cleanup,
+    /// This process's id, in every prefix.
+    id: u32,
+    /// Measurements so far.
+    count: u64,
+}
+
+impl Runs {
+    /// Runs one measurement in a fresh prefix, then deletes what it wrote.
+    async fn measure<T>(
+        &mut self,
+        measurement: impl AsyncFnOnce(Prefixed<Arc<dyn ObjectStore>>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        self.count += 1;
+        let prefix = format!("bench-{}-{}", self.id, self.count);
+        let measured = measurement(Prefixed::new(Arc::clone(&self.root), &prefix)).await;
+        self.cleanup.clear(&prefix).await;
+        measured
+    }
 }
 
 /// Deletes what a measurement wrote once it is measured, so that each one

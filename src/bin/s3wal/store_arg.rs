@@ -27,8 +27,8 @@ impl StoreArgs {
     /// Opens the store; `default_dir` is used when neither flag is given.
     /// An S3 store is checked (endpoint, credentials, bucket) before use.
     pub async fn open(&self, default_dir: Option<PathBuf>, pool_size: u32) -> anyhow::Result<Arc<dyn ObjectStore>> {
-        if let Some(url) = &self.s3 {
-            return open_s3(url, self.endpoint.as_deref(), pool_size).await;
+        if let Some(store) = self.s3_store(pool_size).await? {
+            return Ok(Arc::new(store));
         }
         let dir = self
             .dir
@@ -58,10 +58,6 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), UsageError> {
         return Err(UsageError(format!("{url:?} names no bucket")));
     }
     Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
-}
-
-async fn open_s3(url: &str, endpoint: Option<&str>, pool_size: u32) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    Ok(Arc::new(connect_s3(url, endpoint, pool_size).await?))
 }
 
 async fn connect_s3(url: &str, endpoint: Option<&str>, pool_size: u32) -> anyhow::Result<S3Store> {
