@@ -22,12 +22,33 @@ use s3wal::{
 
 const COMMIT_BYTES: usize = 100;
 
-/// Nanoseconds per commit through [`Log::append`], from the first append to
-/// the last commit's durability.
-async fn driver_nanos(n: u64, payload: &Bytes) -> f64 {
+/// Per commit through [`Log::append`], from the first append to the last
+/// commit's durability.
+struct DriverCost {
+    /// Elapsed nanoseconds.
+    wall: f64,
+    /// Nanoseconds of CPU, every thread's: what a store server sharing the
+    /// machine's cores (moto in `s3wal bench`) has to do without.
+    cpu: f64,
+}
+
+/// User and system CPU time of the whole process so far, in nanoseconds.
+fn process_cpu_nanos() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0, "getrusage");
+        usage
+    };
+    let nanos = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
+    nanos(usage.ru_utime) + nanos(usage.ru_stime)
+}
+
+async fn driver_cost(n: u64, payload: &Bytes) -> DriverCost {
     let log = Log::open(MemStore::new(), OpenOptions { seed: Some(1), ..OpenOptions::default() })
         .await
         .expect("an in-memory log opens");
+    let cpu_before = process_cpu_nanos();
     let started = Instant::now();
     let mut last = None;
     for _ in 0..n {
@@ -35,10 +56,11 @@ async fn driver_nanos(n: u64, payload: &Bytes) -> f64 {
     }
     let last = last.expect("at least one commit");
     let seq = last.durable().await.expect("the in-memory log acknowledges every commit");
-    let nanos = started.elapsed().as_nanos() as f64 / n as f64;
+    let wall = started.elapsed().as_nanos() as f64 / n as f64;
+    let cpu = (process_cpu_nanos() - cpu_before) / n as f64;
     assert_eq!(seq, CommitSeq(n - 1), "the last commit is the n-th");
     log.shutdown().await.expect("clean shutdown");
-    nanos
+    DriverCost { wall, cpu }
 }
 
 /// Nanoseconds per commit through the machine alone, its PUTs answered in
@@ -98,15 +120,18 @@ fn main() {
     let payload = Bytes::from(vec![7u8; COMMIT_BYTES]);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
-    let mut driver = Vec::new();
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
     let mut machine = Vec::new();
     for _ in 0..reps {
-        driver.push(runtime.block_on(driver_nanos(n, &payload)));
+        let cost = runtime.block_on(driver_cost(n, &payload));
+        wall.push(cost.wall);
+        cpu.push(cost.cpu);
         machine.push(machine_nanos(n, &payload));
     }
-    let (d, m) = (median(driver), median(machine));
+    let (d, c, m) = (median(wall), median(cpu), median(machine));
     println!("\n==== s3wal driver bench: {n} commits of {COMMIT_BYTES} B, one producer, in-memory store, median of {reps} ====");
     println!("driver (Log::append on MemStore): {d:.0} ns/commit ({:.2} M commits/s)", 1e3 / d);
+    println!("driver CPU, all threads:          {c:.0} ns/commit");
     println!("machine alone:                    {m:.0} ns/commit ({:.2} M commits/s)", 1e3 / m);
-    println!("driver/machine time: {:.1}x", d / m);
+    println!("driver/machine time: {:.1}x, CPU: {:.1}x", d / m, c / m);
 }

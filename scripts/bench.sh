@@ -89,8 +89,8 @@ summary() {
             sum = $0; sub(/.*their times, /, "", sum); sub(/ %.*/, "", sum)
             printf fmt, "encode parts, " size " commits", "push " push " %, checksum " crc " %: both " sum " %", "(encode estimated from its parts)"
         }' "$OUT/machine.txt"
-    awk -v fmt="$fmt" '/^driver \(/ { d = $5 " ns/commit" } /^driver\/machine time/ { x = $NF }
-        END { printf fmt, "driver per commit, 100 B, MemStore", d ", " x " the machine alone", "" }' "$OUT/driver.txt"
+    awk -v fmt="$fmt" '/^driver \(/ { d = $5 } /^driver CPU/ { c = $5 } /^driver\/machine time/ { x = $3; sub(",", "", x) }
+        END { printf fmt, "driver per commit, 100 B, MemStore", d " ns (CPU " c " ns), " x " the machine alone", "" }' "$OUT/driver.txt"
     awk -v fmt="$fmt" '$1 == "W1" && ($3 == 1 || $3 == 64) && ($4 == "s3wal" || $4 == "naive") {
             printf fmt, "W1 P=" $3 " " $4, $5 " commits/s, p50 " $6 ", p99 " $8, ""
         }

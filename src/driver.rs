@@ -7,8 +7,9 @@
 //! number at once, and wait for durability on the durable watermark, which
 //! the driver moves when the machine reports commits durable (no allocation
 //! or wake-up per commit: an append's future looks at the watermark when it
-//! is awaited). The driver takes appends off its queue in bursts: one clock
-//! read and one release of queue places per burst, not per commit
+//! is awaited). Appends wait in an [`inbox`] the driver empties in one go,
+//! and it feeds them to the machine in bursts: one wake-up per take, one
+//! clock read and one release of queue places per burst, not per commit
 //! (`cargo bench --bench driver`).
 
 use std::collections::btree_map::Entry;
@@ -20,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tracing::{debug, info_span, Instrument};
 
@@ -30,8 +31,10 @@ use crate::protocol::{Action, Failure, Input, ListOutcome, PutRequest, Refused};
 use crate::store::ObjectStore;
 use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Time, BATCH_PREFIX};
 
+mod inbox;
 // planted-bugs: the driver's deliberate bugs (madsim simulator tests only).
 mod planted;
+use inbox::{Closed, Inbox, ShutdownReply, Taken};
 pub use planted::DriverBug;
 use planted::Planted;
 
@@ -110,29 +113,15 @@ impl From<Refused> for AppendError {
 /// copy them into a batch. A commit larger than this takes all of it.
 const QUEUE_BYTES: u32 = 8 << 20;
 
-/// Most commands the writer task takes from its queue in one go.
+/// Most commits the writer task feeds the machine between two looks at
+/// finished requests.
 const COMMAND_BURST: usize = 256;
-
-enum Command {
-    Append {
-        seq: CommitSeq,
-        payload: Bytes,
-        /// Budget permits: given back when the commit is durable or refused.
-        permits: u32,
-        /// Queue permits: given back once the writer has copied the payload.
-        queued: u32,
-    },
-    Shutdown {
-        done: oneshot::Sender<Result<(), AppendError>>,
-    },
-}
 
 /// State the appenders and the driver share.
 #[derive(Debug)]
 struct Shared {
-    commands: mpsc::UnboundedSender<Command>,
-    /// The next sequence number; held while sending so channel order is seq order.
-    next_seq: Mutex<CommitSeq>,
+    /// Where appends and shutdowns wait for the writer; it numbers commits.
+    inbox: Arc<Inbox>,
     budget: Semaphore,
     /// Bytes handed over but not yet copied into a batch, at most
     /// [`QUEUE_BYTES`]. Each waiting payload is an allocation of its own
@@ -149,6 +138,13 @@ struct Shared {
     epoch: Epoch,
     leader: LeaderId,
     store: String,
+}
+
+impl Drop for Shared {
+    /// The last `Log` is gone: the writer stops.
+    fn drop(&mut self) {
+        self.inbox.abandon();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -363,7 +359,6 @@ impl Log {
         let mut machine = Persister::recover(config.clone(), identity);
         let planted = Planted::new(bug);
         planted.prepare(&mut machine);
-        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let (durable_tx, durable_rx) = watch::channel(CommitSeq(0));
         let acks = Arc::new(Acks::default());
@@ -378,7 +373,10 @@ impl Log {
             timer: None,
             waiters: VecDeque::new(),
             ready: Some(ready_tx),
-            shutdown: None,
+            shutdown: Vec::new(),
+            inbox: None,
+            taken: Taken::default(),
+            fed: 0,
             durable: durable_tx,
             acks: AckPublisher(Arc::clone(&acks)),
             stream: options.stream_durable_commits.then_some(stream_tx),
@@ -386,15 +384,14 @@ impl Log {
             planted,
         };
         let span = info_span!("s3wal", store = %describe, leader = %identity.leader);
-        tokio::spawn(driver.run(commands_rx).instrument(span));
+        tokio::spawn(driver.run().instrument(span));
         let (next_commit, epoch, stats, shared_tx) = match ready_rx.await {
             Ok(Ok(ready)) => ready,
             Ok(Err(failure)) => return Err(OpenError::Recovery(failure)),
             Err(_) => return Err(OpenError::Closed),
         };
         let shared = Arc::new(Shared {
-            commands: commands_tx,
-            next_seq: Mutex::new(next_commit),
+            inbox: Arc::new(Inbox::new(next_commit)),
             budget: Semaphore::new(budget_permits),
             queued: Semaphore::new(QUEUE_BYTES as usize),
             max_commit,
@@ -433,34 +430,35 @@ impl Log {
             return Err(AppendError::TooLarge { len, max: s.max_commit });
         }
         let permits = len as u32;
-        match s.budget.acquire_many(permits).await {
-            Ok(permit) => permit.forget(),
-            Err(_) => return Err(self.closed_reason()),
-        }
-        let queued = permits.min(QUEUE_BYTES);
-        match s.queued.acquire_many(queued).await {
-            Ok(permit) => permit.forget(),
-            Err(_) => {
-                s.budget.add_permits(permits as usize);
-                return Err(self.closed_reason());
-            }
-        }
-        let mut next = lock(&s.next_seq);
-        let seq = *next;
-        let payload = make(seq);
-        debug_assert_eq!(payload.len(), len, "append_with: the commit has the announced length");
-        if s.commands.send(Command::Append { seq, payload, permits, queued }).is_err() {
-            s.budget.add_permits(permits as usize);
-            s.queued.add_permits(queued as usize);
+        if !acquire(&s.budget, permits).await {
             return Err(self.closed_reason());
         }
-        *next = seq.next();
-        Ok(Appended { seq, acks: Arc::clone(&s.acks) })
+        let queued = permits.min(QUEUE_BYTES);
+        if !acquire(&s.queued, queued).await {
+            s.budget.add_permits(permits as usize);
+            return Err(self.closed_reason());
+        }
+        let made = |seq| {
+            let payload = make(seq);
+            debug_assert_eq!(payload.len(), len, "append_with: the commit has the announced length");
+            payload
+        };
+        match s.inbox.push(permits, queued, made) {
+            Ok(seq) => Ok(Appended { seq, acks: Arc::clone(&s.acks) }),
+            Err(closed) => {
+                s.budget.add_permits(permits as usize);
+                s.queued.add_permits(queued as usize);
+                Err(match closed {
+                    Closed::ShuttingDown => AppendError::ShuttingDown,
+                    Closed::WriterGone => self.closed_reason(),
+                })
+            }
+        }
     }
 
     /// The sequence number the next append will get.
     pub fn next_seq(&self) -> CommitSeq {
-        *lock(&self.shared.next_seq)
+        self.shared.inbox.next_seq()
     }
 
     fn closed_reason(&self) -> AppendError {
@@ -471,7 +469,7 @@ impl Log {
     /// Every commit appended before it is durable when it returns `Ok`.
     pub async fn shutdown(&self) -> Result<(), AppendError> {
         let (done, rx) = oneshot::channel();
-        if self.shared.commands.send(Command::Shutdown { done }).is_err() {
+        if self.shared.inbox.request_shutdown(done).is_err() {
             return Err(self.closed_reason());
         }
         rx.await.unwrap_or(Err(AppendError::Closed))
@@ -514,6 +512,20 @@ impl Log {
     }
 }
 
+/// Takes `n` permits, without building a future when they are there;
+/// `false` if the semaphore was closed.
+async fn acquire(semaphore: &Semaphore, n: u32) -> bool {
+    match semaphore.try_acquire_many(n) {
+        Ok(permit) => permit.forget(),
+        Err(TryAcquireError::Closed) => return false,
+        Err(TryAcquireError::NoPermits) => match semaphore.acquire_many(n).await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return false,
+        },
+    }
+    true
+}
+
 fn identity_from(seed: u64) -> Identity {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -538,12 +550,19 @@ struct Driver<S> {
     timer: Option<Time>,
     waiters: VecDeque<Waiter>,
     ready: Option<oneshot::Sender<Result<ReadyReply, Failure>>>,
-    shutdown: Option<oneshot::Sender<Result<(), AppendError>>>,
+    /// Whoever asked for the shutdown under way.
+    shutdown: Vec<ShutdownReply>,
+    /// The appenders' inbox, once recovery has handed out the first number.
+    inbox: Option<Arc<Inbox>>,
+    /// The inbox's last take, fed to the machine [`COMMAND_BURST`] at a time.
+    taken: Taken,
+    /// How many of `taken.appends` the machine has had.
+    fed: usize,
     durable: watch::Sender<CommitSeq>,
     acks: AckPublisher,
     stream: Option<mpsc::UnboundedSender<(CommitSeq, Bytes)>>,
-    /// Weak: the shared state holds the command channel's sender, and a
-    /// strong reference here would keep the driver alive after the last `Log`.
+    /// Weak: the last `Log` dropping the shared state is what stops the
+    /// driver, and a strong reference here would keep it alive.
     shared: Option<Weak<Shared>>,
     /// planted-bugs: nothing unless a bug was planted.
     planted: Planted,
@@ -565,7 +584,7 @@ impl<S: ObjectStore> Driver<S> {
         Time::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
 
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(mut self) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Input>();
         let mut shared_rx: Option<oneshot::Receiver<Arc<Shared>>> = None;
         if let Step::Stop = self.perform_actions(&done_tx, &mut shared_rx) {
@@ -573,21 +592,29 @@ impl<S: ObjectStore> Driver<S> {
         }
         loop {
             let deadline = self.timer.map(|t| self.origin + Duration::from_nanos(t.as_nanos()));
+            let inbox = self.inbox.clone();
+            let feeding = self.fed < self.taken.appends.len() || !self.taken.shutdowns.is_empty();
             let input = tokio::select! {
                 biased;
                 Some(input) = done_rx.recv() => Some(input),
                 shared = async { shared_rx.as_mut().expect("guarded").await }, if shared_rx.is_some() => {
                     shared_rx = None;
-                    self.shared = shared.ok().map(|s| Arc::downgrade(&s));
+                    if let Ok(shared) = shared {
+                        self.inbox = Some(Arc::clone(&shared.inbox));
+                        self.shared = Some(Arc::downgrade(&shared));
+                    }
                     self.publish_stats();
                     None
                 }
-                command = commands.recv() => match command {
-                    // Every handle dropped: the application is gone. Stop at once,
-                    // as a crash would; recovery sorts out what is in flight.
-                    None => return,
-                    Some(command) => self.commands(command, &mut commands),
-                },
+                () = std::future::ready(()), if feeding => self.feed(),
+                () = async { inbox.as_ref().expect("guarded").filled().await }, if inbox.is_some() && !feeding => {
+                    // Every handle dropped: the application is gone. Stop at
+                    // once, as a crash would; recovery sorts out what is in flight.
+                    if let Step::Stop = self.take() {
+                        return;
+                    }
+                    self.feed()
+                }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.timer = None;
                     Some(Input::TimerFired)
@@ -611,33 +638,43 @@ impl<S: ObjectStore> Driver<S> {
         }
     }
 
-    /// Feeds `first` and the commands queued behind it (at most
-    /// [`COMMAND_BURST`]) to the machine with one clock read and one release
-    /// of queue places, so the per-commit path has no syscall and no lock.
-    /// Returns the input a shutdown command becomes.
-    fn commands(&mut self, first: Command, commands: &mut mpsc::UnboundedReceiver<Command>) -> Option<Input> {
+    /// Takes what waits in the inbox; `Stop` if every `Log` is gone.
+    fn take(&mut self) -> Step {
+        let Some(inbox) = &self.inbox else { return Step::Continue };
+        let mut spare = std::mem::take(&mut self.taken.appends);
+        spare.clear();
+        self.taken = inbox.take(spare);
+        self.fed = 0;
+        if self.taken.abandoned {
+            Step::Stop
+        } else {
+            Step::Continue
+        }
+    }
+
+    /// Feeds the machine the next [`COMMAND_BURST`] taken commits with one
+    /// clock read and one release of queue places, so the per-commit path
+    /// has no syscall and no lock; once all are fed, the shutdown requested
+    /// after them, which it returns as an input.
+    fn feed(&mut self) -> Option<Input> {
         let appended_at = Instant::now();
         let now = self.time_at(appended_at);
+        let end = self.taken.appends.len().min(self.fed + COMMAND_BURST);
         let mut dequeued = 0u64;
-        let mut next = Some(first);
-        let mut taken = 0;
-        let input = loop {
-            let Some(command) = next else { break None };
-            match command {
-                Command::Append { seq, payload, permits, queued } => {
-                    dequeued += u64::from(queued);
-                    self.append(now, Waiter { seq, appended_at, permits, payload: None }, payload);
-                }
-                Command::Shutdown { done } => {
-                    self.shutdown = Some(done);
-                    break Some(Input::ShutdownRequested);
-                }
-            }
-            taken += 1;
-            next = if taken < COMMAND_BURST { commands.try_recv().ok() } else { None };
-        };
+        for i in self.fed..end {
+            let queued = &mut self.taken.appends[i];
+            dequeued += u64::from(queued.queued);
+            let (permits, payload) = (queued.permits, std::mem::take(&mut queued.payload));
+            let seq = self.taken.first.plus(i as u64);
+            self.append(now, Waiter { seq, appended_at, permits, payload: None }, payload);
+        }
+        self.fed = end;
         self.dequeued(dequeued);
-        input
+        if self.fed < self.taken.appends.len() || self.taken.shutdowns.is_empty() {
+            return None;
+        }
+        self.shutdown.append(&mut self.taken.shutdowns);
+        Some(Input::ShutdownRequested)
     }
 
     /// One commit into the machine; its appender waits for the ack unless
@@ -724,18 +761,14 @@ impl<S: ObjectStore> Driver<S> {
                 }
                 Action::Failed { commits, failure } => self.failed(commits, failure),
                 Action::ShutdownComplete => {
-                    if let Some(done) = self.shutdown.take() {
-                        // A failed machine that then shut down no longer reports its failure.
-                        let failed = self.shared().and_then(|s| lock(&s.failure).clone());
-                        let result = match self.machine.failure().cloned().or(failed) {
-                            Some(f) => Err(f.into()),
-                            None => Ok(()),
-                        };
-                        let _ = done.send(result);
-                    }
-                    // Nothing reads the queue any more: wake whoever waits for a place.
-                    if let Some(shared) = self.shared() {
-                        shared.queued.close();
+                    // A failed machine that then shut down no longer reports its failure.
+                    let failed = self.shared().and_then(|s| lock(&s.failure).clone());
+                    let result = match self.machine.failure().cloned().or(failed) {
+                        Some(f) => Err(f.into()),
+                        None => Ok(()),
+                    };
+                    for done in self.shutdown.drain(..) {
+                        let _ = done.send(result.clone());
                     }
                     step = Step::Stop;
                 }
@@ -773,11 +806,17 @@ impl<S: ObjectStore> Driver<S> {
         self.publish_durable(commits.end);
         let mut permits = 0u64;
         let now = Instant::now();
+        // One look-up of the recorder per wave, and one subtraction per
+        // burst of appends (they share the instant they were taken at).
+        let histogram = metrics::histogram!("s3wal_ack_latency_seconds");
+        let mut latency = (None, 0.0);
         let mut first = true;
         while self.waiters.front().is_some_and(|w| w.seq < commits.end) {
             let Some(w) = self.waiters.pop_front() else { break };
-            let latency = now.saturating_duration_since(w.appended_at);
-            metrics::histogram!("s3wal_ack_latency_seconds").record(latency.as_secs_f64());
+            if latency.0 != Some(w.appended_at) {
+                latency = (Some(w.appended_at), now.saturating_duration_since(w.appended_at).as_secs_f64());
+            }
+            histogram.record(latency.1);
             if let (Some(stream), Some(payload)) = (&self.stream, w.payload) {
                 let _ = stream.send((w.seq, payload));
             }
@@ -830,6 +869,21 @@ impl<S: ObjectStore> Driver<S> {
         self.waiters.clear();
         let durable = *self.durable.borrow();
         self.acks.refuse_from(durable, failure.into());
+    }
+}
+
+impl<S> Drop for Driver<S> {
+    /// However the driver stops (shutdown, failure, every `Log` dropped, its
+    /// task dropped by a crash), appenders waiting for budget or a queue
+    /// place, and later appends and shutdowns, learn it at once.
+    fn drop(&mut self) {
+        if let Some(inbox) = &self.inbox {
+            inbox.close();
+        }
+        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
+            shared.budget.close();
+            shared.queued.close();
+        }
     }
 }
 
