@@ -161,8 +161,8 @@ pub struct Log {
     durable_commits: Arc<Mutex<Option<DurableCommits>>>,
 }
 
-/// What appends wait on. Separate from [`Shared`], which holds the command
-/// queue: a pending [`Appended`] must not keep the driver alive.
+/// What appends wait on. Separate from [`Shared`], whose last reference
+/// stops the driver: a pending [`Appended`] must not keep it running.
 ///
 /// An append that is awaited leaves its waker under its sequence number, and
 /// a moving watermark wakes exactly the appends it passes, in order. One
@@ -385,13 +385,13 @@ impl Log {
         };
         let span = info_span!("s3wal", store = %describe, leader = %identity.leader);
         tokio::spawn(driver.run().instrument(span));
-        let (next_commit, epoch, stats, shared_tx) = match ready_rx.await {
+        let (inbox, epoch, stats, shared_tx) = match ready_rx.await {
             Ok(Ok(ready)) => ready,
             Ok(Err(failure)) => return Err(OpenError::Recovery(failure)),
             Err(_) => return Err(OpenError::Closed),
         };
         let shared = Arc::new(Shared {
-            inbox: Arc::new(Inbox::new(next_commit)),
+            inbox,
             budget: Semaphore::new(budget_permits),
             queued: Semaphore::new(QUEUE_BYTES as usize),
             max_commit,
@@ -445,13 +445,10 @@ impl Log {
         };
         match s.inbox.push(permits, queued, made) {
             Ok(seq) => Ok(Appended { seq, acks: Arc::clone(&s.acks) }),
-            Err(closed) => {
+            Err(Closed::ShuttingDown | Closed::WriterGone) => {
                 s.budget.add_permits(permits as usize);
                 s.queued.add_permits(queued as usize);
-                Err(match closed {
-                    Closed::ShuttingDown => AppendError::ShuttingDown,
-                    Closed::WriterGone => self.closed_reason(),
-                })
+                Err(self.closed_reason())
             }
         }
     }
@@ -461,8 +458,13 @@ impl Log {
         self.shared.inbox.next_seq()
     }
 
+    /// Why the log takes no more commits.
     fn closed_reason(&self) -> AppendError {
-        lock(&self.shared.failure).clone().map_or(AppendError::Closed, AppendError::from)
+        match lock(&self.shared.failure).clone() {
+            Some(failure) => failure.into(),
+            None if self.shared.inbox.shutting_down() => AppendError::ShuttingDown,
+            None => AppendError::Closed,
+        }
     }
 
     /// Seals what is collecting, drains everything in flight, and stops.
@@ -541,7 +543,7 @@ struct Waiter {
     payload: Option<Bytes>,
 }
 
-type ReadyReply = (CommitSeq, Epoch, Stats, oneshot::Sender<Arc<Shared>>);
+type ReadyReply = (Arc<Inbox>, Epoch, Stats, oneshot::Sender<Arc<Shared>>);
 
 struct Driver<S> {
     machine: Persister,
@@ -597,12 +599,14 @@ impl<S: ObjectStore> Driver<S> {
             let input = tokio::select! {
                 biased;
                 Some(input) = done_rx.recv() => Some(input),
+                // `Log::open` was dropped during recovery (a timeout around
+                // it, say): stop, before this instance fences anyone.
+                () = async { self.ready.as_mut().expect("guarded").closed().await }, if self.ready.is_some() => return,
                 shared = async { shared_rx.as_mut().expect("guarded").await }, if shared_rx.is_some() => {
                     shared_rx = None;
-                    if let Ok(shared) = shared {
-                        self.inbox = Some(Arc::clone(&shared.inbox));
-                        self.shared = Some(Arc::downgrade(&shared));
-                    }
+                    // Without it, `Log::open` was dropped after recovery: stop.
+                    let Ok(shared) = shared else { return };
+                    self.shared = Some(Arc::downgrade(&shared));
                     self.publish_stats();
                     None
                 }
@@ -687,7 +691,7 @@ impl<S: ObjectStore> Driver<S> {
                 debug_assert_eq!(
                     waiter.seq.next(),
                     self.machine.next_commit_seq(),
-                    "appenders number commits in channel order"
+                    "the inbox numbers commits in the order it hands them over"
                 );
                 waiter.payload = self.stream.is_some().then_some(payload);
                 self.waiters.push_back(waiter);
@@ -755,11 +759,19 @@ impl<S: ObjectStore> Driver<S> {
                 Action::Ready { next_commit, epoch } => {
                     let (tx, rx) = oneshot::channel();
                     *shared_rx = Some(rx);
-                    if let Some(ready) = self.ready.take() {
-                        let _ = ready.send(Ok((next_commit, epoch, self.machine.stats().clone(), tx)));
+                    let inbox = Arc::new(Inbox::new(next_commit));
+                    self.inbox = Some(Arc::clone(&inbox));
+                    let opened =
+                        self.ready.take().map(|ready| ready.send(Ok((inbox, epoch, self.machine.stats().clone(), tx))));
+                    if opened.is_some_and(|sent| sent.is_err()) {
+                        step = Step::Stop; // `Log::open` is gone.
                     }
                 }
-                Action::Failed { commits, failure } => self.failed(commits, failure),
+                Action::Failed { commits, failure } => {
+                    if let Step::Stop = self.failed(commits, failure) {
+                        step = Step::Stop;
+                    }
+                }
                 Action::ShutdownComplete => {
                     // A failed machine that then shut down no longer reports its failure.
                     let failed = self.shared().and_then(|s| lock(&s.failure).clone());
@@ -767,7 +779,9 @@ impl<S: ObjectStore> Driver<S> {
                         Some(f) => Err(f.into()),
                         None => Ok(()),
                     };
-                    for done in self.shutdown.drain(..) {
+                    // Shutdowns asked for since the last take hear it too.
+                    let late = self.inbox.as_ref().map(|inbox| inbox.close(Some(result.clone())));
+                    for done in self.shutdown.drain(..).chain(late.into_iter().flatten()) {
                         let _ = done.send(result.clone());
                     }
                     step = Step::Stop;
@@ -806,17 +820,23 @@ impl<S: ObjectStore> Driver<S> {
         self.publish_durable(commits.end);
         let mut permits = 0u64;
         let now = Instant::now();
-        // One look-up of the recorder per wave, and one subtraction per
-        // burst of appends (they share the instant they were taken at).
+        // The commits of one burst share the instant they were taken at:
+        // their latencies go to the histogram together.
         let histogram = metrics::histogram!("s3wal_ack_latency_seconds");
-        let mut latency = (None, 0.0);
+        let record =
+            |(at, n): (Instant, usize)| histogram.record_many(now.saturating_duration_since(at).as_secs_f64(), n);
+        let mut burst: Option<(Instant, usize)> = None;
         let mut first = true;
         while self.waiters.front().is_some_and(|w| w.seq < commits.end) {
             let Some(w) = self.waiters.pop_front() else { break };
-            if latency.0 != Some(w.appended_at) {
-                latency = (Some(w.appended_at), now.saturating_duration_since(w.appended_at).as_secs_f64());
+            match &mut burst {
+                Some((at, n)) if *at == w.appended_at => *n += 1,
+                _ => {
+                    if let Some(done) = burst.replace((w.appended_at, 1)) {
+                        record(done);
+                    }
+                }
             }
-            histogram.record(latency.1);
             if let (Some(stream), Some(payload)) = (&self.stream, w.payload) {
                 let _ = stream.send((w.seq, payload));
             }
@@ -825,6 +845,9 @@ impl<S: ObjectStore> Driver<S> {
                 permits += u64::from(w.permits);
             }
             first = false;
+        }
+        if let Some(done) = burst {
+            record(done);
         }
         self.release(permits);
     }
@@ -852,9 +875,12 @@ impl<S: ObjectStore> Driver<S> {
         self.shared.as_ref().and_then(Weak::upgrade)
     }
 
-    fn failed(&mut self, _commits: CommitRange, failure: Failure) {
+    /// `Stop` if the log never opened: `Log::open` returns the failure, and
+    /// nothing is left to serve.
+    fn failed(&mut self, _commits: CommitRange, failure: Failure) -> Step {
         if let Some(ready) = self.ready.take() {
-            let _ = ready.send(Err(failure.clone()));
+            let _ = ready.send(Err(failure));
+            return Step::Stop;
         }
         if let Some(shared) = self.shared() {
             *lock(&shared.failure) = Some(failure.clone());
@@ -864,11 +890,12 @@ impl<S: ObjectStore> Driver<S> {
         }
         // planted-bugs: DriverBug::AbandonWaitersOnFailure.
         if self.planted.has(DriverBug::AbandonWaitersOnFailure) {
-            return;
+            return Step::Continue;
         }
         self.waiters.clear();
         let durable = *self.durable.borrow();
         self.acks.refuse_from(durable, failure.into());
+        Step::Continue
     }
 }
 
@@ -878,7 +905,8 @@ impl<S> Drop for Driver<S> {
     /// place, and later appends and shutdowns, learn it at once.
     fn drop(&mut self) {
         if let Some(inbox) = &self.inbox {
-            inbox.close();
+            // Shutdowns still waiting are dropped: they hear `Closed`.
+            inbox.close(None);
         }
         if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
             shared.budget.close();
@@ -992,5 +1020,150 @@ mod tests {
         assert_eq!(waiting, [CommitSeq(8)], "only the dropped wait's waker is gone");
         publisher.durable(CommitSeq(9));
         assert_eq!(kept.as_mut().poll(&mut cx), Poll::Ready(Ok(CommitSeq(8))));
+    }
+
+    /// Counts the values recorded into `s3wal_ack_latency_seconds`.
+    #[derive(Default)]
+    struct AckLatencies(Arc<Recorded>);
+
+    #[derive(Default)]
+    struct Recorded(AtomicUsize);
+
+    impl metrics::HistogramFn for Recorded {
+        fn record(&self, _: f64) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl metrics::Recorder for AckLatencies {
+        fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+            metrics::Counter::noop()
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+            if key.name() == "s3wal_ack_latency_seconds" {
+                metrics::Histogram::from_arc(Arc::clone(&self.0))
+            } else {
+                metrics::Histogram::noop()
+            }
+        }
+    }
+
+    #[test]
+    fn every_acknowledged_commit_has_its_latency_recorded_once() {
+        let recorder = AckLatencies::default();
+        let commits = 3 * COMMAND_BURST as u64 + 7;
+        metrics::with_local_recorder(&recorder, || {
+            // One thread: the driver's task records on the thread that holds the recorder.
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async {
+                let log = Log::open(crate::store::MemStore::new(), OpenOptions { seed: Some(3), ..Default::default() })
+                    .await
+                    .expect("opens");
+                let mut last = None;
+                for _ in 0..commits {
+                    last = Some(log.append(Bytes::from_static(b"commit")).await.expect("accepted"));
+                }
+                let last = last.expect("appended");
+                assert_eq!(last.durable().await, Ok(CommitSeq(commits - 1)));
+                log.shutdown().await.expect("clean shutdown");
+            });
+        });
+        assert_eq!(recorder.0 .0.load(Ordering::SeqCst), commits as usize);
+    }
+
+    /// A [`MemStore`](crate::store::MemStore) whose LIST answers late, or
+    /// refuses for good, and which counts the PUTs it takes.
+    struct RecoveryStore {
+        inner: crate::store::MemStore,
+        list: ListAnswer,
+        puts: AtomicUsize,
+    }
+
+    enum ListAnswer {
+        After(Duration),
+        Rejected,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for RecoveryStore {
+        async fn put_if_absent(&self, key: &str, body: Bytes, metadata: &[(String, String)]) -> crate::PutOutcome {
+            self.puts.fetch_add(1, Ordering::SeqCst);
+            self.inner.put_if_absent(key, body, metadata).await
+        }
+
+        async fn head(&self, key: &str) -> crate::HeadOutcome {
+            self.inner.head(key).await
+        }
+
+        async fn get(&self, key: &str) -> crate::store::GetOutcome {
+            self.inner.get(key).await
+        }
+
+        async fn list(
+            &self,
+            prefix: &str,
+            max_keys: u32,
+            start_after: Option<&str>,
+        ) -> Result<crate::store::ListPage, crate::Fault> {
+            match self.list {
+                ListAnswer::After(delay) => tokio::time::sleep(delay).await,
+                ListAnswer::Rejected => return Err(crate::Fault::Rejected { reason: "AccessDenied".into() }),
+            }
+            self.inner.list(prefix, max_keys, start_after).await
+        }
+
+        fn describe(&self) -> String {
+            "recovery test store".into()
+        }
+    }
+
+    fn recovery_store(list: ListAnswer) -> Arc<RecoveryStore> {
+        Arc::new(RecoveryStore { inner: crate::store::MemStore::new(), list, puts: AtomicUsize::new(0) })
+    }
+
+    /// Waits (boundedly) until the test holds the only reference to `store`:
+    /// the driver and its requests are gone.
+    async fn driver_let_go_of(store: &Arc<RecoveryStore>) -> bool {
+        for _ in 0..500 {
+            if Arc::strong_count(store) == 1 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_that_fails_to_open_leaves_no_driver_behind() {
+        let store = recovery_store(ListAnswer::Rejected);
+        let opened = Log::open(Arc::clone(&store), OpenOptions::default()).await;
+        assert!(matches!(opened, Err(OpenError::Recovery(_))), "{opened:?}");
+        assert!(driver_let_go_of(&store).await, "the driver still holds the store");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_open_given_up_during_recovery_stops_before_it_fences() {
+        let store = recovery_store(ListAnswer::After(Duration::from_millis(100)));
+        let opening = Log::open(Arc::clone(&store), OpenOptions::default());
+        assert!(tokio::time::timeout(Duration::from_millis(10), opening).await.is_err(), "the LIST takes longer");
+        assert!(driver_let_go_of(&store).await, "the driver still holds the store");
+        assert_eq!(store.puts.load(Ordering::SeqCst), 0, "no fence was written for an open nobody waits for");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_shutdown_hears_how_the_shutdown_ended() {
+        let log = Log::open(crate::store::MemStore::new(), OpenOptions::default()).await.expect("opens");
+        let appended = log.append(Bytes::from_static(b"last")).await.expect("accepted");
+        let (first, second) = tokio::join!(log.shutdown(), log.shutdown());
+        assert_eq!((first, second), (Ok(()), Ok(())));
+        assert_eq!(log.shutdown().await, Ok(()), "asked again after it ended");
+        assert_eq!(appended.durable().await, Ok(CommitSeq(0)));
+        assert_eq!(log.append(Bytes::from_static(b"late")).await.err(), Some(AppendError::ShuttingDown));
     }
 }

@@ -7,7 +7,7 @@
 //! of its time in a 100-byte bulk load (perf, `cargo bench --bench driver`):
 //! its slots are shared cache lines the two threads take turns writing.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
@@ -64,6 +64,8 @@ struct State {
     shutting_down: bool,
     abandoned: bool,
     writer_gone: bool,
+    /// How the shutdown ended, for shutdowns asked for after it.
+    shut_down: Option<Result<(), AppendError>>,
 }
 
 impl State {
@@ -91,6 +93,7 @@ impl Inbox {
             shutting_down: false,
             abandoned: false,
             writer_gone: false,
+            shut_down: None,
         };
         Inbox { state: Mutex::new(state), filled: Notify::new() }
     }
@@ -98,6 +101,11 @@ impl Inbox {
     /// The number the next commit will get.
     pub fn next_seq(&self) -> CommitSeq {
         lock(&self.state).next_seq
+    }
+
+    /// Whether a shutdown was asked for.
+    pub fn shutting_down(&self) -> bool {
+        lock(&self.state).shutting_down
     }
 
     /// Numbers a commit and queues it; `make` builds its bytes from its
@@ -109,33 +117,41 @@ impl Inbox {
         }
         let seq = state.next_seq;
         let payload = make(seq);
-        self.fill(&mut state, |s| s.appends.push(Queued { payload, permits, queued }));
         state.next_seq = seq.next();
+        self.fill(state, |s| s.appends.push(Queued { payload, permits, queued }));
         Ok(seq)
     }
 
     /// Asks the writer to shut down after every commit queued so far;
-    /// `done` hears the outcome. Hands `done` back if the writer is gone.
+    /// `done` hears the outcome, at once if the shutdown already ended.
+    /// Hands `done` back if the writer stopped without a shutdown.
     pub fn request_shutdown(&self, done: ShutdownReply) -> Result<(), ShutdownReply> {
         let mut state = lock(&self.state);
         if state.writer_gone {
-            return Err(done);
+            return match &state.shut_down {
+                Some(outcome) => {
+                    let _ = done.send(outcome.clone());
+                    Ok(())
+                }
+                None => Err(done),
+            };
         }
         state.shutting_down = true;
-        self.fill(&mut state, |s| s.shutdowns.push(done));
+        self.fill(state, |s| s.shutdowns.push(done));
         Ok(())
     }
 
     /// The last `Log` is gone.
     pub fn abandon(&self) {
-        let mut state = lock(&self.state);
-        self.fill(&mut state, |s| s.abandoned = true);
+        self.fill(lock(&self.state), |s| s.abandoned = true);
     }
 
-    /// Changes the state, and wakes the writer if it found the inbox empty.
-    fn fill(&self, state: &mut State, change: impl FnOnce(&mut State)) {
+    /// Changes the state, and wakes the writer if it found the inbox empty
+    /// (after the lock is let go, so the writer does not wake into it).
+    fn fill(&self, mut state: MutexGuard<'_, State>, change: impl FnOnce(&mut State)) {
         let was_empty = state.is_empty();
-        change(state);
+        change(&mut state);
+        drop(state);
         if was_empty {
             self.filled.notify_one();
         }
@@ -156,13 +172,18 @@ impl Inbox {
         Taken { first, appends, shutdowns: std::mem::take(&mut state.shutdowns), abandoned: state.abandoned }
     }
 
-    /// The writer has stopped: later calls are refused, and the shutdowns
-    /// still waiting hear that it is gone (their replies are dropped).
-    pub fn close(&self) {
+    /// The writer has stopped, after a shutdown that ended with `outcome`
+    /// if it is given: later appends are refused, later shutdowns hear the
+    /// outcome, or that the writer is gone. Returns the shutdowns that
+    /// were still waiting, for the caller to answer.
+    pub fn close(&self, outcome: Option<Result<(), AppendError>>) -> Vec<ShutdownReply> {
         let mut state = lock(&self.state);
         state.writer_gone = true;
-        state.shutdowns.clear();
+        if outcome.is_some() {
+            state.shut_down = outcome;
+        }
         state.appends.clear();
+        std::mem::take(&mut state.shutdowns)
     }
 }
 
@@ -227,14 +248,30 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_inbox_refuses_everything_and_drops_waiting_shutdowns() {
+    fn a_writer_gone_without_a_shutdown_refuses_everything() {
         let inbox = Inbox::new(CommitSeq(0));
-        let (done, mut rx) = oneshot::channel();
-        inbox.request_shutdown(done).expect("the writer is there");
-        inbox.close();
-        assert!(rx.try_recv().is_err_and(|e| e == oneshot::error::TryRecvError::Closed));
+        assert!(inbox.close(None).is_empty());
         assert_eq!(push(&inbox, 1), Err(Closed::WriterGone));
         let (done, _rx) = oneshot::channel();
-        assert!(inbox.request_shutdown(done).is_err());
+        assert!(inbox.request_shutdown(done).is_err(), "nobody will answer it");
+    }
+
+    #[test]
+    fn shutdowns_asked_for_while_or_after_the_writer_shut_down_hear_how_it_ended() {
+        let inbox = Inbox::new(CommitSeq(0));
+        let (done, _rx) = oneshot::channel();
+        inbox.request_shutdown(done).expect("the writer is there");
+        assert_eq!(inbox.take(Vec::new()).shutdowns.len(), 1);
+        let (late, mut late_rx) = oneshot::channel();
+        inbox.request_shutdown(late).expect("queued behind the first");
+        let waiting = inbox.close(Some(Ok(())));
+        assert_eq!(waiting.len(), 1, "the late request is handed back to be answered");
+        assert!(inbox.close(None).is_empty(), "a second close (the driver's drop) changes nothing");
+        let (after, mut after_rx) = oneshot::channel();
+        inbox.request_shutdown(after).expect("answered at once");
+        assert_eq!(after_rx.try_recv(), Ok(Ok(())));
+        drop(waiting);
+        assert!(late_rx.try_recv().is_err());
+        assert_eq!(push(&inbox, 1), Err(Closed::WriterGone));
     }
 }
