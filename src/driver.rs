@@ -761,10 +761,10 @@ impl<S: ObjectStore> Driver<S> {
                     *shared_rx = Some(rx);
                     let inbox = Arc::new(Inbox::new(next_commit));
                     self.inbox = Some(Arc::clone(&inbox));
-                    let opened =
-                        self.ready.take().map(|ready| ready.send(Ok((inbox, epoch, self.machine.stats().clone(), tx))));
-                    if opened.is_some_and(|sent| sent.is_err()) {
-                        step = Step::Stop; // `Log::open` is gone.
+                    if let Some(ready) = self.ready.take() {
+                        if ready.send(Ok((inbox, epoch, self.machine.stats().clone(), tx))).is_err() {
+                            step = Step::Stop; // `Log::open` is gone.
+                        }
                     }
                 }
                 Action::Failed { commits, failure } => {
