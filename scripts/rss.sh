@@ -3,16 +3,19 @@
 #
 #   scripts/rss.sh            build (release) and measure the default budgets
 #
-# For each byte budget, `s3wal load --open-loop` appends 4 KiB commits from
-# 4 producers that never wait for durability, on a local-directory store that
+# For each byte budget, `s3wal load --open-loop` appends commits (4 KiB by
+# default) from 4 producers that never wait for durability, on a local-directory store that
 # fsyncs every object: the producers outrun the store, so the writer holds a
 # full budget of commits for the whole run. Peak RSS comes from
 # `/usr/bin/time -v` (the kernel's high-water mark); the claim checked is
 # peak RSS <= budget + 64 MiB (the budget's commits plus a fixed overhead).
+# Small commits test what the budget does not count: the writer's
+# bookkeeping per waiting commit (S3WAL_RSS_COMMIT_BYTES=100).
 #
 # Settings (environment):
 #   S3WAL_RSS_BUDGETS_MIB  budgets to measure, MiB (default "32 256")
 #   S3WAL_RSS_SECONDS      seconds each run appends for (default 10)
+#   S3WAL_RSS_COMMIT_BYTES bytes per commit (default 4096)
 #   S3WAL_BIN              the s3wal binary (default: cargo build --release)
 #
 # Prints one line per budget; exits 1 if a budget's claim does not hold.
@@ -21,6 +24,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUDGETS="${S3WAL_RSS_BUDGETS_MIB:-32 256}"
 SECONDS_PER_RUN="${S3WAL_RSS_SECONDS:-10}"
+COMMIT_BYTES="${S3WAL_RSS_COMMIT_BYTES:-4096}"
 OVERHEAD_MIB=64
 
 say() { printf 'rss.sh: %s\n' "$*" >&2; }
@@ -41,7 +45,7 @@ measure() {
     work="$(mktemp -d "${TMPDIR:-/tmp}/s3wal-rss.XXXXXX")"
     # The run is bounded by --seconds; --commits is only a backstop.
     /usr/bin/time -v "$bin" load --dir "$work/log" --open-loop --seconds "$SECONDS_PER_RUN" \
-        --commits 100000000 --commit-size 4096 --producers 4 --byte-budget $((budget_mib << 20)) \
+        --commits 100000000 --commit-size "$COMMIT_BYTES" --producers 4 --byte-budget $((budget_mib << 20)) \
         >"$work/out" 2>"$work/err" || {
         cat "$work/err" >&2
         rm -rf "$work"
@@ -58,6 +62,7 @@ measure() {
 main() {
     local bin failed=0
     bin="$(binary)"
+    say "commits of $COMMIT_BYTES bytes"
     printf '%-10s %12s %14s %8s   %s\n' "budget" "peak RSS" "budget+${OVERHEAD_MIB}MiB" "claim" "load"
     for budget in $BUDGETS; do
         local line peak_kib throughput puts peak_mib limit verdict

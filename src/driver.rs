@@ -372,6 +372,7 @@ impl Log {
             origin: Instant::now(),
             timer: None,
             waiters: VecDeque::new(),
+            streamed: VecDeque::new(),
             ready: Some(ready_tx),
             shutdown: Vec::new(),
             inbox: None,
@@ -534,13 +535,14 @@ fn identity_from(seed: u64) -> Identity {
     Identity { leader: LeaderId(rng.random()), nonce: rng.random(), jitter_seed: rng.random() }
 }
 
-/// An accepted commit that is not durable yet.
+/// An accepted commit that is not durable yet. One per commit, and not
+/// counted in the byte budget: kept small (24 bytes; a bulk load of
+/// 100-byte commits has a million of them waiting).
 struct Waiter {
     seq: CommitSeq,
-    appended_at: Instant,
+    /// When the writer took it from the inbox.
+    appended_at: Time,
     permits: u32,
-    /// Its bytes, for the durable stream (when one was asked for).
-    payload: Option<Bytes>,
 }
 
 type ReadyReply = (Arc<Inbox>, Epoch, Stats, oneshot::Sender<Arc<Shared>>);
@@ -551,6 +553,9 @@ struct Driver<S> {
     origin: Instant,
     timer: Option<Time>,
     waiters: VecDeque<Waiter>,
+    /// The bytes of the accepted commits, for the durable stream (only if
+    /// one was asked for).
+    streamed: VecDeque<(CommitSeq, Bytes)>,
     ready: Option<oneshot::Sender<Result<ReadyReply, Failure>>>,
     /// Whoever asked for the shutdown under way.
     shutdown: Vec<ShutdownReply>,
@@ -661,8 +666,7 @@ impl<S: ObjectStore> Driver<S> {
     /// has no syscall and no lock; once all are fed, the shutdown requested
     /// after them, which it returns as an input.
     fn feed(&mut self) -> Option<Input> {
-        let appended_at = Instant::now();
-        let now = self.time_at(appended_at);
+        let now = self.now();
         let end = self.taken.appends.len().min(self.fed + COMMAND_BURST);
         let mut dequeued = 0u64;
         for i in self.fed..end {
@@ -670,7 +674,7 @@ impl<S: ObjectStore> Driver<S> {
             dequeued += u64::from(queued.queued);
             let (permits, payload) = (queued.permits, std::mem::take(&mut queued.payload));
             let seq = self.taken.first.plus(i as u64);
-            self.append(now, Waiter { seq, appended_at, permits, payload: None }, payload);
+            self.append(now, Waiter { seq, appended_at: now, permits }, payload);
         }
         self.fed = end;
         self.dequeued(dequeued);
@@ -683,7 +687,7 @@ impl<S: ObjectStore> Driver<S> {
 
     /// One commit into the machine; its appender waits for the ack unless
     /// the machine refused it.
-    fn append(&mut self, now: Time, mut waiter: Waiter, payload: Bytes) {
+    fn append(&mut self, now: Time, waiter: Waiter, payload: Bytes) {
         match self.machine.commit(now, &payload) {
             Ok(()) => {
                 // Once the machine refuses a commit it refuses every later
@@ -693,7 +697,9 @@ impl<S: ObjectStore> Driver<S> {
                     self.machine.next_commit_seq(),
                     "the inbox numbers commits in the order it hands them over"
                 );
-                waiter.payload = self.stream.is_some().then_some(payload);
+                if self.stream.is_some() {
+                    self.streamed.push_back((waiter.seq, payload));
+                }
                 self.waiters.push_back(waiter);
             }
             Err(refused) => {
@@ -819,13 +825,14 @@ impl<S: ObjectStore> Driver<S> {
     fn durable(&mut self, commits: CommitRange) {
         self.publish_durable(commits.end);
         let mut permits = 0u64;
-        let now = Instant::now();
+        let now = self.now();
         // The commits of one burst share the instant they were taken at:
         // their latencies go to the histogram together.
         let histogram = metrics::histogram!("s3wal_ack_latency_seconds");
-        let record =
-            |(at, n): (Instant, usize)| histogram.record_many(now.saturating_duration_since(at).as_secs_f64(), n);
-        let mut burst: Option<(Instant, usize)> = None;
+        let record = |(at, n): (Time, usize)| {
+            histogram.record_many(now.as_nanos().saturating_sub(at.as_nanos()) as f64 * 1e-9, n);
+        };
+        let mut burst: Option<(Time, usize)> = None;
         let mut first = true;
         while self.waiters.front().is_some_and(|w| w.seq < commits.end) {
             let Some(w) = self.waiters.pop_front() else { break };
@@ -837,9 +844,6 @@ impl<S: ObjectStore> Driver<S> {
                     }
                 }
             }
-            if let (Some(stream), Some(payload)) = (&self.stream, w.payload) {
-                let _ = stream.send((w.seq, payload));
-            }
             // planted-bugs: DriverBug::LeakBudgetOnAckWaves.
             if first || !self.planted.has(DriverBug::LeakBudgetOnAckWaves) {
                 permits += u64::from(w.permits);
@@ -848,6 +852,12 @@ impl<S: ObjectStore> Driver<S> {
         }
         if let Some(done) = burst {
             record(done);
+        }
+        while self.streamed.front().is_some_and(|(seq, _)| *seq < commits.end) {
+            let Some(durable) = self.streamed.pop_front() else { break };
+            if let Some(stream) = &self.stream {
+                let _ = stream.send(durable);
+            }
         }
         self.release(permits);
     }
@@ -893,6 +903,7 @@ impl<S: ObjectStore> Driver<S> {
             return Step::Continue;
         }
         self.waiters.clear();
+        self.streamed.clear();
         let durable = *self.durable.borrow();
         self.acks.refuse_from(durable, failure.into());
         Step::Continue
@@ -1052,6 +1063,11 @@ mod tests {
                 metrics::Histogram::noop()
             }
         }
+    }
+
+    #[test]
+    fn a_waiting_commit_costs_24_bytes_beside_its_own() {
+        assert_eq!(std::mem::size_of::<Waiter>(), 24);
     }
 
     #[test]
