@@ -470,6 +470,8 @@ impl Log {
 
     /// Seals what is collecting, drains everything in flight, and stops.
     /// Every commit appended before it is durable when it returns `Ok`.
+    /// Appends from then on are refused with [`AppendError::ShuttingDown`];
+    /// every call, during the shutdown or after it, returns its outcome.
     pub async fn shutdown(&self) -> Result<(), AppendError> {
         let (done, rx) = oneshot::channel();
         if self.shared.inbox.request_shutdown(done).is_err() {
