@@ -4,7 +4,7 @@
 //! One producer appends `N` commits of 100 bytes without awaiting them (W2's
 //! open loop) and then awaits the last one; the store answers every PUT at
 //! once, so what is measured is the driver's own work per commit: the
-//! producer's budget and queue permits, the command channel, the writer
+//! producer's budget and queue permits, the inbox, the writer
 //! task's loop, the ack. The machine-alone figure is the floor the driver
 //! cannot go below.
 //!

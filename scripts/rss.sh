@@ -4,9 +4,9 @@
 #   scripts/rss.sh            build (release) and measure the default budgets
 #
 # For each byte budget, `s3wal load --open-loop` appends commits (4 KiB by
-# default) from 4 producers that never wait for durability, on a local-directory store that
-# fsyncs every object: the producers outrun the store, so the writer holds a
-# full budget of commits for the whole run. Peak RSS comes from
+# default) from 4 producers that never wait for durability, on a
+# local-directory store that fsyncs every object: the producers outrun the
+# store, so the writer holds a full budget of commits for the whole run. Peak RSS comes from
 # `/usr/bin/time -v` (the kernel's high-water mark); the claim checked is
 # peak RSS <= budget + 64 MiB (the budget's commits plus a fixed overhead).
 # Small commits test what the budget does not count: the writer's

@@ -34,7 +34,7 @@ use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Time, BATCH_PREFIX};
 mod inbox;
 // planted-bugs: the driver's deliberate bugs (madsim simulator tests only).
 mod planted;
-use inbox::{Closed, Inbox, ShutdownReply, Taken};
+use inbox::{Inbox, ShutdownReply, Taken};
 pub use planted::DriverBug;
 use planted::Planted;
 
@@ -109,13 +109,13 @@ impl From<Refused> for AppendError {
     }
 }
 
-/// Most commit bytes waiting in the command queue for the writer task to
-/// copy them into a batch. A commit larger than this takes all of it.
+/// Most commit bytes waiting in the inbox for the writer task to copy them
+/// into a batch. A commit larger than this takes all of it.
 const QUEUE_BYTES: u32 = 8 << 20;
 
 /// Most commits the writer task feeds the machine between two looks at
 /// finished requests.
-const COMMAND_BURST: usize = 256;
+const FEED_BURST: usize = 256;
 
 /// State the appenders and the driver share.
 #[derive(Debug)]
@@ -446,7 +446,8 @@ impl Log {
         };
         match s.inbox.push(permits, queued, made) {
             Ok(seq) => Ok(Appended { seq, acks: Arc::clone(&s.acks) }),
-            Err(Closed::ShuttingDown | Closed::WriterGone) => {
+            // Which way it is closed, `closed_reason` says, a failure first.
+            Err(_closed) => {
                 s.budget.add_permits(permits as usize);
                 s.queued.add_permits(queued as usize);
                 Err(self.closed_reason())
@@ -542,7 +543,7 @@ fn identity_from(seed: u64) -> Identity {
 /// 100-byte commits has a million of them waiting).
 struct Waiter {
     seq: CommitSeq,
-    /// When the writer took it from the inbox.
+    /// When the writer fed it to the machine.
     appended_at: Time,
     permits: u32,
 }
@@ -563,7 +564,7 @@ struct Driver<S> {
     shutdown: Vec<ShutdownReply>,
     /// The appenders' inbox, once recovery has handed out the first number.
     inbox: Option<Arc<Inbox>>,
-    /// The inbox's last take, fed to the machine [`COMMAND_BURST`] at a time.
+    /// The inbox's last take, fed to the machine [`FEED_BURST`] at a time.
     taken: Taken,
     /// How many of `taken.appends` the machine has had.
     fed: usize,
@@ -583,13 +584,9 @@ enum Step {
 }
 
 impl<S: ObjectStore> Driver<S> {
+    /// The machine's time: nanoseconds since the driver started.
     fn now(&self) -> Time {
-        self.time_at(Instant::now())
-    }
-
-    /// The machine's time at `instant`: nanoseconds since the driver started.
-    fn time_at(&self, instant: Instant) -> Time {
-        let since = instant.saturating_duration_since(self.origin);
+        let since = Instant::now().saturating_duration_since(self.origin);
         Time::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
 
@@ -607,7 +604,8 @@ impl<S: ObjectStore> Driver<S> {
                 biased;
                 Some(input) = done_rx.recv() => Some(input),
                 // `Log::open` was dropped during recovery (a timeout around
-                // it, say): stop, before this instance fences anyone.
+                // it, say): stop, before this instance fences anyone. A
+                // request already sent still reaches the store.
                 () = async { self.ready.as_mut().expect("guarded").closed().await }, if self.ready.is_some() => return,
                 shared = async { shared_rx.as_mut().expect("guarded").await }, if shared_rx.is_some() => {
                     shared_rx = None;
@@ -631,6 +629,11 @@ impl<S: ObjectStore> Driver<S> {
                     Some(Input::TimerFired)
                 }
             };
+            // Given up while its input was on the way: stop before acting on
+            // it (the branch above only wakes a driver with nothing else to do).
+            if self.ready.as_ref().is_some_and(oneshot::Sender::is_closed) {
+                return;
+            }
             if let Some(input) = input {
                 // planted-bugs: DriverBug::AckOnPutReturn.
                 if let Some(commits) = self.planted.acked_early(&input) {
@@ -663,13 +666,13 @@ impl<S: ObjectStore> Driver<S> {
         }
     }
 
-    /// Feeds the machine the next [`COMMAND_BURST`] taken commits with one
+    /// Feeds the machine the next [`FEED_BURST`] taken commits with one
     /// clock read and one release of queue places, so the per-commit path
     /// has no syscall and no lock; once all are fed, the shutdown requested
     /// after them, which it returns as an input.
     fn feed(&mut self) -> Option<Input> {
         let now = self.now();
-        let end = self.taken.appends.len().min(self.fed + COMMAND_BURST);
+        let end = self.taken.appends.len().min(self.fed + FEED_BURST);
         let mut dequeued = 0u64;
         for i in self.fed..end {
             let queued = &mut self.taken.appends[i];
@@ -789,7 +792,8 @@ impl<S: ObjectStore> Driver<S> {
                     };
                     // Shutdowns asked for since the last take hear it too.
                     let late = self.inbox.as_ref().map(|inbox| inbox.close(Some(result.clone())));
-                    for done in self.shutdown.drain(..).chain(late.into_iter().flatten()) {
+                    let taken = self.taken.shutdowns.drain(..);
+                    for done in self.shutdown.drain(..).chain(taken).chain(late.into_iter().flatten()) {
                         let _ = done.send(result.clone());
                     }
                     step = Step::Stop;
@@ -826,17 +830,25 @@ impl<S: ObjectStore> Driver<S> {
 
     fn durable(&mut self, commits: CommitRange) {
         self.publish_durable(commits.end);
-        let mut permits = 0u64;
+        let permits = self.settle_waiters(commits.end);
+        self.stream_durable(commits.end);
+        self.release(permits);
+    }
+
+    /// Forgets the waiters below `end`, records their ack latencies, and
+    /// returns their budget permits.
+    fn settle_waiters(&mut self, end: CommitSeq) -> u64 {
         let now = self.now();
-        // The commits of one burst share the instant they were taken at:
-        // their latencies go to the histogram together.
+        // The commits of one burst were fed at the same time: their
+        // latencies go to the histogram together.
         let histogram = metrics::histogram!("s3wal_ack_latency_seconds");
         let record = |(at, n): (Time, usize)| {
             histogram.record_many(now.as_nanos().saturating_sub(at.as_nanos()) as f64 * 1e-9, n);
         };
         let mut burst: Option<(Time, usize)> = None;
+        let mut permits = 0u64;
         let mut first = true;
-        while self.waiters.front().is_some_and(|w| w.seq < commits.end) {
+        while self.waiters.front().is_some_and(|w| w.seq < end) {
             let Some(w) = self.waiters.pop_front() else { break };
             match &mut burst {
                 Some((at, n)) if *at == w.appended_at => *n += 1,
@@ -855,13 +867,16 @@ impl<S: ObjectStore> Driver<S> {
         if let Some(done) = burst {
             record(done);
         }
-        while self.streamed.front().is_some_and(|(seq, _)| *seq < commits.end) {
+        permits
+    }
+
+    /// Hands the durable stream, if there is one, the commits below `end`.
+    fn stream_durable(&mut self, end: CommitSeq) {
+        let Some(stream) = &self.stream else { return };
+        while self.streamed.front().is_some_and(|(seq, _)| *seq < end) {
             let Some(durable) = self.streamed.pop_front() else { break };
-            if let Some(stream) = &self.stream {
-                let _ = stream.send(durable);
-            }
+            let _ = stream.send(durable);
         }
-        self.release(permits);
     }
 
     /// Moves the watermark (for [`Log::watch_durable`] and for the waiting
@@ -1075,7 +1090,7 @@ mod tests {
     #[test]
     fn every_acknowledged_commit_has_its_latency_recorded_once() {
         let recorder = AckLatencies::default();
-        let commits = 3 * COMMAND_BURST as u64 + 7;
+        let commits = 3 * FEED_BURST as u64 + 7;
         metrics::with_local_recorder(&recorder, || {
             // One thread: the driver's task records on the thread that holds the recorder.
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
@@ -1095,8 +1110,8 @@ mod tests {
         assert_eq!(recorder.0 .0.load(Ordering::SeqCst), commits as usize);
     }
 
-    /// A [`MemStore`](crate::store::MemStore) whose LIST answers late, or
-    /// refuses for good, and which counts the PUTs it takes.
+    /// A [`MemStore`](crate::store::MemStore) whose LIST answers when the
+    /// test says so, or refuses for good, and which counts the PUTs it takes.
     struct RecoveryStore {
         inner: crate::store::MemStore,
         list: ListAnswer,
@@ -1104,7 +1119,7 @@ mod tests {
     }
 
     enum ListAnswer {
-        After(Duration),
+        When(Arc<tokio::sync::Notify>),
         Rejected,
     }
 
@@ -1129,8 +1144,8 @@ mod tests {
             max_keys: u32,
             start_after: Option<&str>,
         ) -> Result<crate::store::ListPage, crate::Fault> {
-            match self.list {
-                ListAnswer::After(delay) => tokio::time::sleep(delay).await,
+            match &self.list {
+                ListAnswer::When(go) => go.notified().await,
                 ListAnswer::Rejected => return Err(crate::Fault::Rejected { reason: "AccessDenied".into() }),
             }
             self.inner.list(prefix, max_keys, start_after).await
@@ -1165,11 +1180,19 @@ mod tests {
         assert!(driver_let_go_of(&store).await, "the driver still holds the store");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    /// One thread, so the order is the test's: the LIST's answer reaches
+    /// the driver before it notices that the open was given up.
+    #[tokio::test(flavor = "current_thread")]
     async fn an_open_given_up_during_recovery_stops_before_it_fences() {
-        let store = recovery_store(ListAnswer::After(Duration::from_millis(100)));
-        let opening = Log::open(Arc::clone(&store), OpenOptions::default());
-        assert!(tokio::time::timeout(Duration::from_millis(10), opening).await.is_err(), "the LIST takes longer");
+        let list_answers = Arc::new(tokio::sync::Notify::new());
+        let store = recovery_store(ListAnswer::When(Arc::clone(&list_answers)));
+        let mut opening = Box::pin(Log::open(Arc::clone(&store), OpenOptions::default()));
+        assert!(futures::poll!(opening.as_mut()).is_pending(), "the LIST has not answered");
+        for _ in 0..10 {
+            tokio::task::yield_now().await; // The driver sends the LIST and waits.
+        }
+        list_answers.notify_one();
+        drop(opening);
         assert!(driver_let_go_of(&store).await, "the driver still holds the store");
         assert_eq!(store.puts.load(Ordering::SeqCst), 0, "no fence was written for an open nobody waits for");
     }

@@ -294,9 +294,10 @@ async fn a_failure_while_draining_ends_the_shutdown() {
 }
 
 /// Once `shutdown()` returned and every handle is dropped, the driver task
-/// stops (its watermark channel closes). It holds a sender of its own
-/// command channel, so "every handle dropped" never comes. (The sweep sees
-/// it once the drain hang above is fixed: the driver outlives the log.)
+/// stops (its watermark channel closes). A driver that held a sender of its
+/// own command channel (before the inbox) never saw "every handle dropped".
+/// (The sweep saw it once the drain hang above was fixed: the driver
+/// outlived the log.)
 #[madsim::test]
 async fn dropping_every_handle_stops_the_driver() {
     let store = store_with(None);
@@ -312,7 +313,8 @@ async fn dropping_every_handle_stops_the_driver() {
 
 /// Seed 87 of the sweep: a commit refused after `shutdown()` leaves the
 /// machine's numbering behind the log's, and the driver's check that
-/// numbers follow channel order panicked on the next one. Every append after
+/// numbers follow the order of hand-over panicked on the next one (with the
+/// command channel, before the inbox refused them itself). Every append after
 /// the shutdown must be refused, one after another, and the one before it
 /// still become durable.
 #[madsim::test]
@@ -321,7 +323,7 @@ async fn appends_after_shutdown_are_refused_one_after_another() {
     let log = open_without_retries(store).await;
     // In flight, so the shutdown drains for a while.
     let first = log.append(Bytes::from_static(b"first")).await.expect("accepted");
-    // One poll sends the shutdown command; the appends come after it.
+    // One poll asks for the shutdown; the appends come after it.
     let mut shutdown = std::pin::pin!(log.shutdown());
     let pending = shutdown.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
     assert!(pending.is_pending(), "a commit is in flight");

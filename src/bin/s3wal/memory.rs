@@ -18,7 +18,8 @@
 //!
 //! Together: 424 → 338 MiB at a 256 MiB budget, 111 → 74 MiB at 32 MiB.
 //! Trimming every 50 ms instead of 200 ms changed nothing measurable. Most
-//! of what was left came from payloads piling up in the command queue; the
+//! of what was left came from payloads piling up in the command queue (now
+//! the driver's inbox); the
 //! driver now bounds the bytes waiting there (`QUEUE_BYTES` in
 //! `src/driver.rs`), which took the same run to 86–189 MiB (BENCHMARKS.md,
 //! memory).
