@@ -418,7 +418,11 @@ impl Persister {
     /// [`Bytes`] of each commit.
     ///
     /// The hot path. A commit changes no retry deadline, and the timer only
-    /// when it starts a batch or a batch goes out.
+    /// when it starts a batch or a batch goes out. A ready batch with no
+    /// room in the window waits for a completion to make room (which sends
+    /// it): under backpressure, trying again on every commit cost each one
+    /// two more looks at the window and a timer refresh that changed
+    /// nothing (perf of a 100-byte bulk load on moto).
     #[inline]
     pub fn commit(&mut self, now: Time, payload: &[u8]) -> Result<(), Refused> {
         if !matches!(self.phase, Phase::Writing) {
@@ -436,7 +440,7 @@ impl Persister {
             self.actions.push_back(Action::ProducersMustWait);
         }
         let send = if self.window.is_empty() { SendNow::Idle } else { SendNow::IfTriggered };
-        if started || self.batcher.has_ready(now, send) {
+        if started || self.batcher.has_ready(now, send) && self.room_to_claim() {
             self.send_ready_batches(now);
             self.refresh_timer(now);
         }
