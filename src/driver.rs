@@ -1110,23 +1110,30 @@ mod tests {
         assert_eq!(recorder.0 .0.load(Ordering::SeqCst), commits as usize);
     }
 
-    /// A [`MemStore`](crate::store::MemStore) whose LIST answers when the
-    /// test says so, or refuses for good, and which counts the PUTs it takes.
-    struct RecoveryStore {
+    /// A [`MemStore`](crate::store::MemStore) whose LIST answers at once,
+    /// when the test says so, or refuses for good; whose PUTs wait for the
+    /// test once it closes the gate; and which counts the PUTs it takes.
+    struct GatedStore {
         inner: crate::store::MemStore,
         list: ListAnswer,
+        put_gate: Mutex<Option<Arc<tokio::sync::Notify>>>,
         puts: AtomicUsize,
     }
 
     enum ListAnswer {
+        AtOnce,
         When(Arc<tokio::sync::Notify>),
         Rejected,
     }
 
     #[async_trait::async_trait]
-    impl ObjectStore for RecoveryStore {
+    impl ObjectStore for GatedStore {
         async fn put_if_absent(&self, key: &str, body: Bytes, metadata: &[(String, String)]) -> crate::PutOutcome {
             self.puts.fetch_add(1, Ordering::SeqCst);
+            let gate = lock(&self.put_gate).clone();
+            if let Some(gate) = gate {
+                gate.notified().await;
+            }
             self.inner.put_if_absent(key, body, metadata).await
         }
 
@@ -1145,6 +1152,7 @@ mod tests {
             start_after: Option<&str>,
         ) -> Result<crate::store::ListPage, crate::Fault> {
             match &self.list {
+                ListAnswer::AtOnce => {}
                 ListAnswer::When(go) => go.notified().await,
                 ListAnswer::Rejected => return Err(crate::Fault::Rejected { reason: "AccessDenied".into() }),
             }
@@ -1156,13 +1164,14 @@ mod tests {
         }
     }
 
-    fn recovery_store(list: ListAnswer) -> Arc<RecoveryStore> {
-        Arc::new(RecoveryStore { inner: crate::store::MemStore::new(), list, puts: AtomicUsize::new(0) })
+    fn gated_store(list: ListAnswer) -> Arc<GatedStore> {
+        let inner = crate::store::MemStore::new();
+        Arc::new(GatedStore { inner, list, put_gate: Mutex::new(None), puts: AtomicUsize::new(0) })
     }
 
     /// Waits (boundedly) until the test holds the only reference to `store`:
     /// the driver and its requests are gone.
-    async fn driver_let_go_of(store: &Arc<RecoveryStore>) -> bool {
+    async fn driver_let_go_of(store: &Arc<GatedStore>) -> bool {
         for _ in 0..500 {
             if Arc::strong_count(store) == 1 {
                 return true;
@@ -1174,7 +1183,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_log_that_fails_to_open_leaves_no_driver_behind() {
-        let store = recovery_store(ListAnswer::Rejected);
+        let store = gated_store(ListAnswer::Rejected);
         let opened = Log::open(Arc::clone(&store), OpenOptions::default()).await;
         assert!(matches!(opened, Err(OpenError::Recovery(_))), "{opened:?}");
         assert!(driver_let_go_of(&store).await, "the driver still holds the store");
@@ -1185,7 +1194,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn an_open_given_up_during_recovery_stops_before_it_fences() {
         let list_answers = Arc::new(tokio::sync::Notify::new());
-        let store = recovery_store(ListAnswer::When(Arc::clone(&list_answers)));
+        let store = gated_store(ListAnswer::When(Arc::clone(&list_answers)));
         let mut opening = Box::pin(Log::open(Arc::clone(&store), OpenOptions::default()));
         assert!(futures::poll!(opening.as_mut()).is_pending(), "the LIST has not answered");
         for _ in 0..10 {
@@ -1206,5 +1215,29 @@ mod tests {
         assert_eq!(log.shutdown().await, Ok(()), "asked again after it ended");
         assert_eq!(appended.durable().await, Ok(CommitSeq(0)));
         assert_eq!(log.append(Bytes::from_static(b"late")).await.err(), Some(AppendError::ShuttingDown));
+    }
+
+    /// One thread, so the order is the test's: the last PUT of a shutdown
+    /// answers, then a second shutdown is asked for before the driver
+    /// looks at its inbox again; the driver stops at once, and the second
+    /// request must still hear the outcome.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_shutdown_asked_for_as_the_drain_completes_hears_the_outcome() {
+        let store = gated_store(ListAnswer::AtOnce);
+        let log = Log::open(Arc::clone(&store), OpenOptions::default()).await.expect("opens");
+        let put_answers = Arc::new(tokio::sync::Notify::new());
+        *lock(&store.put_gate) = Some(Arc::clone(&put_answers));
+        let appended = log.append(Bytes::from_static(b"last")).await.expect("accepted");
+        let mut first = Box::pin(log.shutdown());
+        assert!(futures::poll!(first.as_mut()).is_pending(), "the batch is not written yet");
+        for _ in 0..10 {
+            tokio::task::yield_now().await; // The driver drains: the batch's PUT waits at the gate.
+        }
+        put_answers.notify_one();
+        let mut late = Box::pin(log.shutdown());
+        assert!(futures::poll!(late.as_mut()).is_pending(), "asked for before the PUT's answer is handled");
+        assert_eq!(first.await, Ok(()));
+        assert_eq!(late.await, Ok(()), "the late request heard the outcome");
+        assert_eq!(appended.durable().await, Ok(CommitSeq(0)));
     }
 }
