@@ -140,6 +140,15 @@ struct Shared {
     store: String,
 }
 
+impl Shared {
+    /// Wakes every appender waiting for budget or a queue place, and turns
+    /// later ones away at once: nothing will give permits back any more.
+    fn close_gates(&self) {
+        self.budget.close();
+        self.queued.close();
+    }
+}
+
 impl Drop for Shared {
     /// The last `Log` is gone: the writer stops.
     fn drop(&mut self) {
@@ -897,11 +906,6 @@ impl<S: ObjectStore> Driver<S> {
         }
     }
 
-    /// The state shared with the appenders, while a `Log` still holds it.
-    fn shared(&self) -> Option<Arc<Shared>> {
-        self.shared.as_ref().and_then(Weak::upgrade)
-    }
-
     /// `Stop` if the log never opened: `Log::open` returns the failure, and
     /// nothing is left to serve.
     fn failed(&mut self, _commits: CommitRange, failure: Failure) -> Step {
@@ -911,9 +915,8 @@ impl<S: ObjectStore> Driver<S> {
         }
         if let Some(shared) = self.shared() {
             *lock(&shared.failure) = Some(failure.clone());
-            // Wake every appender waiting for budget: they will see the failure.
-            shared.budget.close();
-            shared.queued.close();
+            // The appenders woken see the failure.
+            shared.close_gates();
         }
         // planted-bugs: DriverBug::AbandonWaitersOnFailure.
         if self.planted.has(DriverBug::AbandonWaitersOnFailure) {
@@ -927,6 +930,13 @@ impl<S: ObjectStore> Driver<S> {
     }
 }
 
+impl<S> Driver<S> {
+    /// The state shared with the appenders, while a `Log` still holds it.
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared.as_ref().and_then(Weak::upgrade)
+    }
+}
+
 impl<S> Drop for Driver<S> {
     /// However the driver stops (shutdown, failure, every `Log` dropped, its
     /// task dropped by a crash), appenders waiting for budget or a queue
@@ -936,9 +946,8 @@ impl<S> Drop for Driver<S> {
             // Shutdowns still waiting are dropped: they hear `Closed`.
             inbox.close(None);
         }
-        if let Some(shared) = self.shared.as_ref().and_then(Weak::upgrade) {
-            shared.budget.close();
-            shared.queued.close();
+        if let Some(shared) = self.shared() {
+            shared.close_gates();
         }
     }
 }
