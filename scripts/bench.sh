@@ -9,7 +9,7 @@
 #    private moto server on 127.0.0.1 (scripts/moto.sh), stopped at the end
 # 3. the simulator's latency curve: `s3wal-sim latency`
 # 4. peak RSS under overload: scripts/rss.sh, 4 KiB commits at two budgets
-#    and 100-byte commits at 32 MiB
+#    and 100-byte and 1-byte commits at 32 MiB
 #
 # Each step's full output goes to $OUT; the summary picks the figures the
 # issue's targets are about out of them.
@@ -63,10 +63,13 @@ rss() {
     step "peak RSS under overload (scripts/rss.sh)"
     # A missed claim is a figure to report, not a reason to stop.
     S3WAL_BIN="$TARGET/release/s3wal" "$ROOT/scripts/rss.sh" | tee "$OUT/rss.txt" || true
-    # 100-byte commits: the writer's bookkeeping per commit, which the budget
-    # does not count, is largest next to the commits' own bytes.
-    S3WAL_BIN="$TARGET/release/s3wal" S3WAL_RSS_COMMIT_BYTES=100 S3WAL_RSS_BUDGETS_MIB=32 "$ROOT/scripts/rss.sh" |
-        tee "$OUT/rss-100B.txt" || true
+    # Small commits: the writer's bookkeeping per commit, which the budget
+    # counts as a fixed COMMIT_BOOKKEEPING_BYTES, is largest next to the
+    # commits' own bytes.
+    for bytes in 100 1; do
+        S3WAL_BIN="$TARGET/release/s3wal" S3WAL_RSS_COMMIT_BYTES=$bytes S3WAL_RSS_BUDGETS_MIB=32 "$ROOT/scripts/rss.sh" |
+            tee "$OUT/rss-${bytes}B.txt" || true
+    done
 }
 
 # The figures the targets of issue 7 are about, one row each: what, measured, target.
@@ -126,8 +129,11 @@ summary() {
         }' "$OUT/latency.txt"
     awk -v fmt="$fmt" '$2 == "MiB" && $4 == "MiB" { printf fmt, "peak RSS, byte budget " $1 " MiB", $3 " MiB", "<= " $5 " MiB: " $7 }' \
         "$OUT/rss.txt"
-    awk -v fmt="$fmt" '$2 == "MiB" && $4 == "MiB" { printf fmt, "peak RSS, budget " $1 " MiB, 100 B commits", $3 " MiB", "<= " $5 " MiB: " $7 }' \
-        "$OUT/rss-100B.txt"
+    for bytes in 100 1; do
+        awk -v fmt="$fmt" -v what="$bytes B commits" \
+            '$2 == "MiB" && $4 == "MiB" { printf fmt, "peak RSS, budget " $1 " MiB, " what, $3 " MiB", "<= " $5 " MiB: " $7 }' \
+            "$OUT/rss-${bytes}B.txt"
+    done
 }
 
 main() {

@@ -9,8 +9,8 @@
 # store, so the writer holds a full budget of commits for the whole run. Peak RSS comes from
 # `/usr/bin/time -v` (the kernel's high-water mark); the claim checked is
 # peak RSS <= budget + 64 MiB (the budget's commits plus a fixed overhead).
-# Small commits test what the budget does not count: the writer's
-# bookkeeping per waiting commit (S3WAL_RSS_COMMIT_BYTES=100).
+# Small commits test the writer's bookkeeping per waiting commit, which the
+# budget counts as a fixed 64 bytes (S3WAL_RSS_COMMIT_BYTES=1 or 100).
 #
 # Settings (environment):
 #   S3WAL_RSS_BUDGETS_MIB  budgets to measure, MiB (default "32 256")

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tracing::{debug, info_span, Instrument};
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::{budget_cost, Config, ConfigErrors};
 use crate::machine::{Identity, Persister, Stats};
 use crate::protocol::{Action, Failure, Input, ListOutcome, PutRequest, Refused};
 use crate::store::ObjectStore;
@@ -122,9 +122,11 @@ const FEED_BURST: usize = 256;
 struct Shared {
     /// Where appends and shutdowns wait for the writer; it numbers commits.
     inbox: Arc<Inbox>,
+    /// The byte budget: each commit holds [`budget_cost`] permits until it
+    /// is durable or refused.
     budget: Semaphore,
-    /// Bytes handed over but not yet copied into a batch, at most
-    /// [`QUEUE_BYTES`]. Each waiting payload is an allocation of its own
+    /// The cost of commits handed over but not yet copied into a batch, at
+    /// most [`QUEUE_BYTES`]. Each waiting payload is an allocation of its own
     /// until the writer task copies it; when producers outran the writer,
     /// up to a whole budget of them queued and, once copied and freed, the
     /// allocator kept their memory next to the batches holding the same
@@ -374,7 +376,7 @@ impl Log {
         let (stream_tx, stream_rx) = mpsc::unbounded_channel();
         let describe = store.describe();
         let budget_permits = usize::try_from(config.byte_budget).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
-        let max_commit = budget_permits.min(u32::MAX as usize);
+        let max_commit = config.max_commit_len().min(budget_permits);
         let driver = Driver {
             machine,
             store: Arc::new(store),
@@ -439,7 +441,8 @@ impl Log {
         if len > s.max_commit {
             return Err(AppendError::TooLarge { len, max: s.max_commit });
         }
-        let permits = len as u32;
+        // Fits: `max_commit_len` leaves room for the bookkeeping in a `u32`.
+        let permits = budget_cost(1, len as u64) as u32;
         if !acquire(&s.budget, permits).await {
             return Err(self.closed_reason());
         }
@@ -547,9 +550,10 @@ fn identity_from(seed: u64) -> Identity {
     Identity { leader: LeaderId(rng.random()), nonce: rng.random(), jitter_seed: rng.random() }
 }
 
-/// An accepted commit that is not durable yet. One per commit, and not
-/// counted in the byte budget: kept small (24 bytes; a bulk load of
-/// 100-byte commits has a million of them waiting).
+/// An accepted commit that is not durable yet. One per commit, counted in
+/// the byte budget only as part of [`crate::config::COMMIT_BOOKKEEPING_BYTES`]:
+/// kept small (24 bytes; a bulk load of 100-byte commits has a million of
+/// them waiting).
 struct Waiter {
     seq: CommitSeq,
     /// When the writer fed it to the machine.
@@ -1224,6 +1228,25 @@ mod tests {
         assert_eq!(log.shutdown().await, Ok(()), "asked again after it ended");
         assert_eq!(appended.durable().await, Ok(CommitSeq(0)));
         assert_eq!(log.append(Bytes::from_static(b"late")).await.err(), Some(AppendError::ShuttingDown));
+    }
+
+    /// Empty commits cost their bookkeeping: with nothing durable, a
+    /// budget of four commits' bookkeeping takes four and holds the fifth.
+    #[tokio::test(flavor = "current_thread")]
+    async fn empty_commits_wait_for_the_budget_too() {
+        let store = gated_store(ListAnswer::AtOnce);
+        let config = Config { byte_budget: budget_cost(4, 0), batch_size_threshold: 1, ..Config::default() };
+        let log = Log::open(Arc::clone(&store), OpenOptions { config, ..Default::default() }).await.expect("opens");
+        *lock(&store.put_gate) = Some(Arc::new(tokio::sync::Notify::new()));
+        for seq in 0..4 {
+            let appended = log.append(Bytes::new()).await.expect("within the budget");
+            assert_eq!(appended.seq, CommitSeq(seq));
+        }
+        let mut fifth = Box::pin(log.append(Bytes::new()));
+        for _ in 0..10 {
+            assert!(futures::poll!(fifth.as_mut()).is_pending(), "a fifth empty commit is over the budget");
+            tokio::task::yield_now().await; // The driver sends what it has; no PUT answers.
+        }
     }
 
     /// One thread, so the order is the test's: the last PUT of a shutdown

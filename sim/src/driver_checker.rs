@@ -12,6 +12,7 @@
 use std::fmt;
 
 use bytes::Bytes;
+use s3wal::config::budget_cost;
 use s3wal::driver::AppendError;
 use s3wal::{CommitSeq, Time};
 
@@ -296,12 +297,13 @@ impl DriverChecker {
         l.commits.push(Commit { bytes, before_shutdown, fate, bytes_through });
         let l = self.ledger(no);
         let durable = watermark.max(l.first).min(l.end());
-        let outstanding = bytes_through - l.bytes_before(durable);
+        let outstanding = budget_cost(seq.0 + 1 - durable.0, bytes_through - l.bytes_before(durable));
         let budget = self.byte_budget;
         let v = violation(DriverInvariant::Budget, at, no);
         self.check(outstanding <= budget, || {
             v(format!(
-                "{outstanding} bytes appended but not durable (commits {durable}..={seq}) exceed the budget of {budget}"
+                "commits {durable}..={seq}, appended but not durable, cost {outstanding} bytes \
+                 (with their bookkeeping), over the budget of {budget}"
             ))
         })
     }
@@ -533,7 +535,7 @@ mod tests {
 
     /// One instance from 0 with commits a, b, c appended.
     fn three() -> (DriverChecker, InstanceNo) {
-        let mut c = DriverChecker::new(100);
+        let mut c = DriverChecker::new(budget_cost(10, 100));
         let (no, ok) = c.opened(T, "w1", seq(0), seq(0));
         ok.expect("first instance");
         for (i, s) in ["a", "b", "c"].into_iter().enumerate() {
@@ -590,14 +592,24 @@ mod tests {
 
     #[test]
     fn the_budget_bounds_bytes_not_yet_durable() {
-        let mut c = DriverChecker::new(5);
+        let budget = budget_cost(1, 5);
+        let mut c = DriverChecker::new(budget);
         let (no, _) = c.opened(T, "w1", seq(10), seq(0));
         c.appended(T, no, seq(10), b("abc"), seq(0), true).expect("3 bytes");
         assert_eq!(invariant(c.appended(T, no, seq(11), b("abc"), seq(0), true)), DriverInvariant::Budget);
-        let mut c = DriverChecker::new(5);
+        let mut c = DriverChecker::new(budget);
         let (no, _) = c.opened(T, "w1", seq(10), seq(0));
         c.appended(T, no, seq(10), b("abc"), seq(0), true).expect("3 bytes");
         c.appended(T, no, seq(11), b("abc"), seq(11), true).expect("the first is durable");
+    }
+
+    #[test]
+    fn the_budget_counts_each_commits_bookkeeping() {
+        let mut c = DriverChecker::new(budget_cost(2, 0));
+        let (no, _) = c.opened(T, "w1", seq(0), seq(0));
+        c.appended(T, no, seq(0), b(""), seq(0), true).expect("one empty commit");
+        c.appended(T, no, seq(1), b(""), seq(0), true).expect("two");
+        assert_eq!(invariant(c.appended(T, no, seq(2), b(""), seq(0), true)), DriverInvariant::Budget);
     }
 
     #[test]

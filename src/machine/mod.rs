@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
-use crate::config::{ValidConfig, MAX_WINDOW};
+use crate::config::{budget_cost, ValidConfig, MAX_WINDOW};
 use crate::format::{self, BatchBuilder, Checkpoint, Header, ObjectKind, ObjectTag, TAG_METADATA_KEY};
 use crate::protocol::{Action, Failure, Fault, HeadOutcome, Input, ListOutcome, PutOutcome, PutRequest, Refused};
 use crate::types::{CommitRange, CommitSeq, Epoch, LeaderId, Position, RequestId, Time, BATCH_PREFIX};
@@ -286,7 +286,7 @@ impl Persister {
         let window = Window::new(Checkpoint::default(), config.max_in_flight_requests as usize);
         let max_spares = usize::try_from(config.max_in_flight_requests).unwrap_or(usize::MAX);
         let batcher = Batcher::new(config.batch_size_threshold, config.batch_timeout, max_spares);
-        let max_commit = usize::try_from(config.byte_budget).unwrap_or(usize::MAX).min(u32::MAX as usize);
+        let max_commit = config.max_commit_len();
         let budget = Budget { limit: config.byte_budget, used: 0, producers_waiting: false, max_commit };
         Persister {
             config,
@@ -434,7 +434,7 @@ impl Persister {
         }
         let started = self.batcher.push(now, self.next_seq, payload);
         self.next_seq = self.next_seq.next();
-        self.budget.used += payload.len() as u64;
+        self.budget.used += budget_cost(1, payload.len() as u64);
         if self.budget.used > self.budget.limit && !self.budget.producers_waiting {
             self.budget.producers_waiting = true;
             self.actions.push_back(Action::ProducersMustWait);
@@ -458,8 +458,7 @@ impl Persister {
         }
     }
 
-    /// A commit must fit the format's length field and the byte budget (a
-    /// producer waiting for more budget than exists would wait forever).
+    /// See [`ValidConfig::max_commit_len`].
     #[inline]
     fn max_commit_len(&self) -> usize {
         self.budget.max_commit
@@ -1124,6 +1123,7 @@ impl Persister {
             Ok(released) => released,
             Err(broken) => return self.fail(Failure::ProtocolViolation { position, detail: broken.to_string() }),
         };
+        let released_cost = budget_cost(released.commits.map_or(0, |c| c.len()), released.payload_bytes);
         if let Some(commits) = released.commits {
             debug_assert_eq!(commits.start, self.durable_seq);
             self.durable_seq = commits.end;
@@ -1132,7 +1132,7 @@ impl Persister {
                 self.batcher.expect_wave(commits.len());
             }
         }
-        self.release_budget(released.payload_bytes);
+        self.release_budget(released_cost);
         for body in released.bodies {
             self.batcher.recycle(body, self.budget.free());
         }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::super::*;
-use crate::config::Config;
+use crate::config::{budget_cost, Config, COMMIT_BOOKKEEPING_BYTES};
 use crate::format::{decode, ObjectTag};
 
 /// A persister, a fake clock and the requests it has asked for.
@@ -291,20 +291,35 @@ fn commits_keep_collecting_while_the_window_is_full() {
 
 #[test]
 fn byte_budget_makes_producers_wait_and_releases_them() {
-    let mut h = Harness::new(Config { byte_budget: 250, batch_size_threshold: 100, ..config() });
+    let byte_budget = budget_cost(2, 200) + 50;
+    let mut h = Harness::new(Config { byte_budget, batch_size_threshold: 100, ..config() });
     h.commits(2, &[0; 100]);
     assert!(!h.waiting);
     h.commit(&[0; 100]);
-    assert!(h.waiting, "300 bytes over a 250-byte budget");
+    assert!(h.waiting, "three commits cost more than the budget");
     h.complete_at(Position(0), PutOutcome::Created);
-    assert!(!h.waiting, "200 bytes left: under budget");
+    assert!(!h.waiting, "two left: under budget");
+}
+
+#[test]
+fn empty_commits_cost_their_bookkeeping() {
+    let mut h = Harness::new(Config { byte_budget: budget_cost(3, 0), batch_size_threshold: 100, ..config() });
+    h.commits(3, b"");
+    assert!(!h.waiting, "three empty commits fill the budget exactly");
+    h.commit(b"");
+    assert!(h.waiting, "a fourth is over it");
+    h.complete_at(Position(0), PutOutcome::Created);
+    assert!(!h.waiting, "the first batch's commits gave their cost back");
 }
 
 #[test]
 fn a_commit_larger_than_the_budget_is_refused() {
-    let mut h = Harness::new(Config { byte_budget: 100, batch_size_threshold: 100, ..config() });
-    let err = h.m.handle(h.now, Input::CommitArrived(Bytes::from(vec![0; 101]))).unwrap_err();
-    assert_eq!(err, Refused::TooLarge { len: 101, max: 100 });
+    let byte_budget = 200;
+    let mut h = Harness::new(Config { byte_budget, batch_size_threshold: 100, ..config() });
+    let max = (byte_budget - COMMIT_BOOKKEEPING_BYTES) as usize;
+    let err = h.m.handle(h.now, Input::CommitArrived(Bytes::from(vec![0; max + 1]))).unwrap_err();
+    assert_eq!(err, Refused::TooLarge { len: max + 1, max });
+    h.m.handle(h.now, Input::CommitArrived(Bytes::from(vec![0; max]))).expect("the longest commit fits");
 }
 
 #[test]
