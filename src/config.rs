@@ -12,11 +12,14 @@ use std::time::Duration;
 pub const MAX_WINDOW: u32 = 1000;
 
 /// What each commit takes of [`Config::byte_budget`] besides its own bytes:
-/// about what the writer keeps for a commit that is not durable yet (its
-/// 4-byte length prefix in the batch, its 24-byte waiter and that queue's
-/// slack, its entry in the driver's inbox). Without it a producer of tiny
-/// or empty commits was held back by nothing: 1-byte commits under a
-/// 32 MiB budget reached a peak RSS of 1.3 GiB (`scripts/rss.sh`).
+/// about what the writer keeps for a commit that is not durable yet. While
+/// it waits to be copied, its 40-byte entry in the driver's inbox; once in
+/// a batch, its 4-byte length prefix and its 24-byte waiter, with that
+/// queue's slack. Without it a producer of tiny or empty commits was held
+/// back by nothing: 1-byte commits under a 32 MiB budget reached a peak
+/// RSS of 1.3 GiB (`scripts/rss.sh`). With many small commits a batch may
+/// then not reach `batch_size_threshold` before the budget is full; it
+/// goes out on `batch_timeout` instead.
 pub const COMMIT_BOOKKEEPING_BYTES: u64 = 64;
 
 /// What `commits` commits of `payload_bytes` bytes in all take of the byte budget.

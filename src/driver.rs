@@ -3,7 +3,7 @@
 //!
 //! One task owns the state machine and follows the driving rule. Each
 //! request runs in its own task and reports back on a channel. Appenders
-//! take bytes from a semaphore sized to the byte budget, get their sequence
+//! take permits from a semaphore sized to the byte budget, get their sequence
 //! number at once, and wait for durability on the durable watermark, which
 //! the driver moves when the machine reports commits durable (no allocation
 //! or wake-up per commit: an append's future looks at the watermark when it
@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tracing::{debug, info_span, Instrument};
 
-use crate::config::{budget_cost, Config, ConfigErrors};
+use crate::config::{budget_cost, Config, ConfigErrors, COMMIT_BOOKKEEPING_BYTES};
 use crate::machine::{Identity, Persister, Stats};
 use crate::protocol::{Action, Failure, Input, ListOutcome, PutRequest, Refused};
 use crate::store::ObjectStore;
@@ -376,7 +376,8 @@ impl Log {
         let (stream_tx, stream_rx) = mpsc::unbounded_channel();
         let describe = store.describe();
         let budget_permits = usize::try_from(config.byte_budget).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
-        let max_commit = config.max_commit_len().min(budget_permits);
+        // A commit's cost must fit the semaphore too (capped on 32-bit targets).
+        let max_commit = config.max_commit_len().min(budget_permits - COMMIT_BOOKKEEPING_BYTES as usize);
         let driver = Driver {
             machine,
             store: Arc::new(store),
@@ -1231,22 +1232,34 @@ mod tests {
     }
 
     /// Empty commits cost their bookkeeping: with nothing durable, a
-    /// budget of four commits' bookkeeping takes four and holds the fifth.
+    /// budget of four commits' bookkeeping takes four and holds the fifth,
+    /// which goes on once the first four are durable.
     #[tokio::test(flavor = "current_thread")]
     async fn empty_commits_wait_for_the_budget_too() {
         let store = gated_store(ListAnswer::AtOnce);
         let config = Config { byte_budget: budget_cost(4, 0), batch_size_threshold: 1, ..Config::default() };
         let log = Log::open(Arc::clone(&store), OpenOptions { config, ..Default::default() }).await.expect("opens");
-        *lock(&store.put_gate) = Some(Arc::new(tokio::sync::Notify::new()));
+        let put_answers = Arc::new(tokio::sync::Notify::new());
+        *lock(&store.put_gate) = Some(Arc::clone(&put_answers));
+        let mut first_four = Vec::new();
         for seq in 0..4 {
             let appended = log.append(Bytes::new()).await.expect("within the budget");
             assert_eq!(appended.seq, CommitSeq(seq));
+            first_four.push(appended);
         }
         let mut fifth = Box::pin(log.append(Bytes::new()));
         for _ in 0..10 {
             assert!(futures::poll!(fifth.as_mut()).is_pending(), "a fifth empty commit is over the budget");
             tokio::task::yield_now().await; // The driver sends what it has; no PUT answers.
         }
+        *lock(&store.put_gate) = None;
+        put_answers.notify_waiters();
+        for appended in first_four {
+            appended.durable().await.expect("durable once the PUTs answer");
+        }
+        let fifth = fifth.await.expect("the budget came back");
+        assert_eq!(fifth.durable().await, Ok(CommitSeq(4)));
+        log.shutdown().await.expect("clean shutdown");
     }
 
     /// One thread, so the order is the test's: the last PUT of a shutdown

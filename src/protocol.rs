@@ -341,7 +341,9 @@ pub enum Refused {
     /// The machine failed earlier.
     #[error("the log has failed: {0}")]
     Failed(Failure),
-    /// The commit alone is larger than an object may hold.
+    /// The commit alone is larger than the byte budget (less its
+    /// bookkeeping) or the format's 32-bit length field allows:
+    /// [`crate::ValidConfig::max_commit_len`].
     #[error("commit of {len} bytes exceeds the {max}-byte limit")]
     TooLarge {
         /// The commit's size.

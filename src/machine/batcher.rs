@@ -17,7 +17,8 @@ const MIN_CAPACITY: usize = 4 << 10;
 pub(crate) struct SealedBatch {
     pub builder: BatchBuilder,
     pub commits: CommitRange,
-    /// Commit payload bytes (what the byte budget counts).
+    /// Commit payload bytes (what the size threshold counts; the byte
+    /// budget counts them with each commit's bookkeeping).
     pub payload_bytes: u64,
 }
 

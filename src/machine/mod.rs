@@ -205,7 +205,7 @@ enum Owner {
     Newer(ObjectTag),
 }
 
-/// Accepted-but-not-durable bytes against the budget.
+/// What accepted-but-not-durable commits cost ([`budget_cost`]) against the budget.
 #[derive(Debug)]
 struct Budget {
     limit: u64,
@@ -215,7 +215,7 @@ struct Budget {
 }
 
 impl Budget {
-    /// Bytes producers may still append before they wait.
+    /// Cost producers may still append before they wait.
     fn free(&self) -> u64 {
         self.limit.saturating_sub(self.used)
     }

@@ -62,7 +62,8 @@ pub(crate) struct Slot {
     pub position: Position,
     /// The commits the object holds (empty for a fence).
     pub commits: CommitRange,
-    /// Their payload bytes, released from the byte budget once durable.
+    /// Their payload bytes: with the commits' bookkeeping, what is released
+    /// from the byte budget once they are durable.
     pub payload_bytes: u64,
     pub body: Bytes,
     /// The tag of the object at this position: ours, until a 412 shows
@@ -133,7 +134,7 @@ pub(crate) struct Window {
 pub(crate) struct Released {
     /// The commits now durable, if any.
     pub commits: Option<CommitRange>,
-    /// Their payload bytes.
+    /// Their payload bytes (the budget also gives back their bookkeeping).
     pub payload_bytes: u64,
     /// The released objects' bytes, for their buffers to be reused.
     pub bodies: Vec<Bytes>,

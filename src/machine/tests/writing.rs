@@ -313,6 +313,27 @@ fn empty_commits_cost_their_bookkeeping() {
 }
 
 #[test]
+fn durable_commits_give_back_exactly_what_they_cost() {
+    let mut h = Harness::new(Config { byte_budget: 1000, batch_size_threshold: 100, ..config() });
+    h.commits(3, b"");
+    h.commits(2, &[7; 150]);
+    for _ in 0..10 {
+        h.advance(10); // Batch timeouts fire.
+        while let Some(&request) = h.puts.keys().next() {
+            h.complete(request, PutOutcome::Created);
+        }
+    }
+    assert_eq!(h.durable_end(), CommitSeq(5));
+    assert!(!h.waiting);
+    let longest = Bytes::from(vec![0; h.m.config.max_commit_len()]);
+    h.m.handle(h.now, Input::CommitArrived(longest)).expect("fits");
+    h.drain();
+    assert!(!h.waiting, "the longest commit costs the whole budget: nothing was left behind");
+    h.commit(b"");
+    assert!(h.waiting, "and one more is over it");
+}
+
+#[test]
 fn a_commit_larger_than_the_budget_is_refused() {
     let byte_budget = 200;
     let mut h = Harness::new(Config { byte_budget, batch_size_threshold: 100, ..config() });
