@@ -21,6 +21,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::mpsc::error::SendError;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tracing::{debug, info_span, Instrument};
@@ -47,7 +48,11 @@ pub struct OpenOptions {
     /// draws them from the operating system; tests pass a seed to replay.
     pub seed: Option<u64>,
     /// Keep each commit's bytes until it is durable and hand them, in
-    /// order, to [`Log::durable_commits`].
+    /// order, to [`Log::durable_commits`]. Each commit keeps its share of
+    /// the byte budget until the stream's reader has taken it, so a stream
+    /// nobody reads stops appends once the budget is full. (Until a commit
+    /// is durable its bytes are held twice, in its batch and for the
+    /// stream; the budget counts them once.)
     pub stream_durable_commits: bool,
 }
 
@@ -123,8 +128,8 @@ struct Shared {
     /// Where appends and shutdowns wait for the writer; it numbers commits.
     inbox: Arc<Inbox>,
     /// The byte budget: each commit holds [`budget_cost`] permits until it
-    /// is durable or refused.
-    budget: Semaphore,
+    /// is durable or refused (or, streamed, until it is read).
+    budget: Arc<Semaphore>,
     /// The cost of commits handed over but not yet copied into a batch, at
     /// most [`QUEUE_BYTES`]. Each waiting payload is an allocation of its own
     /// until the writer task copies it; when producers outran the writer,
@@ -163,7 +168,44 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The ordered stream of durable commits, for the next pipeline stage.
-pub type DurableCommits = mpsc::UnboundedReceiver<(CommitSeq, Bytes)>;
+///
+/// A commit gives its share of the byte budget back when it is received
+/// here, not when it becomes durable: a stage that falls behind holds the
+/// producers back instead of the stream growing without bound.
+#[derive(Debug)]
+pub struct DurableCommits {
+    commits: mpsc::UnboundedReceiver<Streamed>,
+    budget: Arc<Semaphore>,
+}
+
+impl DurableCommits {
+    /// The next durable commit, in order; `None` once the log has stopped
+    /// and every commit it made durable was received.
+    pub async fn recv(&mut self) -> Option<(CommitSeq, Bytes)> {
+        let Streamed { seq, bytes, permits } = self.commits.recv().await?;
+        self.budget.add_permits(permits as usize);
+        Some((seq, bytes))
+    }
+}
+
+impl Drop for DurableCommits {
+    /// Gives back the budget of the commits nobody will read; the driver
+    /// gives back that of later ones, which it can no longer send.
+    fn drop(&mut self) {
+        self.commits.close();
+        while let Ok(unread) = self.commits.try_recv() {
+            self.budget.add_permits(unread.permits as usize);
+        }
+    }
+}
+
+/// A commit on its way to the durable stream, with its budget permits.
+#[derive(Debug)]
+struct Streamed {
+    seq: CommitSeq,
+    bytes: Bytes,
+    permits: u32,
+}
 
 /// An open log. Clones share it; appends from many tasks are fine.
 #[derive(Clone, Debug)]
@@ -405,7 +447,7 @@ impl Log {
         };
         let shared = Arc::new(Shared {
             inbox,
-            budget: Semaphore::new(budget_permits),
+            budget: Arc::new(Semaphore::new(budget_permits)),
             queued: Semaphore::new(QUEUE_BYTES as usize),
             max_commit,
             failure: Mutex::new(None),
@@ -419,7 +461,9 @@ impl Log {
         if shared_tx.send(Arc::clone(&shared)).is_err() {
             return Err(OpenError::Closed);
         }
-        let stream = if options.stream_durable_commits { Some(stream_rx) } else { None };
+        let stream = options
+            .stream_durable_commits
+            .then(|| DurableCommits { commits: stream_rx, budget: Arc::clone(&shared.budget) });
         Ok(Log { shared, durable_commits: Arc::new(Mutex::new(stream)) })
     }
 
@@ -559,6 +603,8 @@ struct Waiter {
     seq: CommitSeq,
     /// When the writer fed it to the machine.
     appended_at: Time,
+    /// Budget permits it gives back when durable; none if it is streamed
+    /// (the stream's reader gives them back).
     permits: u32,
 }
 
@@ -570,9 +616,9 @@ struct Driver<S> {
     origin: Instant,
     timer: Option<Time>,
     waiters: VecDeque<Waiter>,
-    /// The bytes of the accepted commits, for the durable stream (only if
-    /// one was asked for).
-    streamed: VecDeque<(CommitSeq, Bytes)>,
+    /// The accepted commits, for the durable stream (only if one was asked
+    /// for); they hold their budget permits, their waiters none.
+    streamed: VecDeque<Streamed>,
     ready: Option<oneshot::Sender<Result<ReadyReply, Failure>>>,
     /// Whoever asked for the shutdown under way.
     shutdown: Vec<ShutdownReply>,
@@ -584,7 +630,7 @@ struct Driver<S> {
     fed: usize,
     durable: watch::Sender<CommitSeq>,
     acks: AckPublisher,
-    stream: Option<mpsc::UnboundedSender<(CommitSeq, Bytes)>>,
+    stream: Option<mpsc::UnboundedSender<Streamed>>,
     /// Weak: the last `Log` dropping the shared state is what stops the
     /// driver, and a strong reference here would keep it alive.
     shared: Option<Weak<Shared>>,
@@ -706,7 +752,7 @@ impl<S: ObjectStore> Driver<S> {
 
     /// One commit into the machine; its appender waits for the ack unless
     /// the machine refused it.
-    fn append(&mut self, now: Time, waiter: Waiter, payload: Bytes) {
+    fn append(&mut self, now: Time, mut waiter: Waiter, payload: Bytes) {
         match self.machine.commit(now, &payload) {
             Ok(()) => {
                 // Once the machine refuses a commit it refuses every later
@@ -717,7 +763,9 @@ impl<S: ObjectStore> Driver<S> {
                     "the inbox numbers commits in the order it hands them over"
                 );
                 if self.stream.is_some() {
-                    self.streamed.push_back((waiter.seq, payload));
+                    // The stream's reader gives the budget back.
+                    let permits = std::mem::take(&mut waiter.permits);
+                    self.streamed.push_back(Streamed { seq: waiter.seq, bytes: payload, permits });
                 }
                 self.waiters.push_back(waiter);
             }
@@ -884,13 +932,18 @@ impl<S: ObjectStore> Driver<S> {
         permits
     }
 
-    /// Hands the durable stream, if there is one, the commits below `end`.
+    /// Hands the durable stream, if there is one, the commits below `end`;
+    /// gives back the budget of those its dropped reader will never take.
     fn stream_durable(&mut self, end: CommitSeq) {
         let Some(stream) = &self.stream else { return };
-        while self.streamed.front().is_some_and(|(seq, _)| *seq < end) {
+        let mut unread = 0u64;
+        while self.streamed.front().is_some_and(|s| s.seq < end) {
             let Some(durable) = self.streamed.pop_front() else { break };
-            let _ = stream.send(durable);
+            if let Err(SendError(dropped)) = stream.send(durable) {
+                unread += u64::from(dropped.permits);
+            }
         }
+        self.release(unread);
     }
 
     /// Moves the watermark (for [`Log::watch_durable`] and for the waiting
@@ -1248,10 +1301,8 @@ mod tests {
             first_four.push(appended);
         }
         let mut fifth = Box::pin(log.append(Bytes::new()));
-        for _ in 0..10 {
-            assert!(futures::poll!(fifth.as_mut()).is_pending(), "a fifth empty commit is over the budget");
-            tokio::task::yield_now().await; // The driver sends what it has; no PUT answers.
-        }
+        // The driver sends what it has; no PUT answers.
+        stays_pending(&mut fifth, "a fifth empty commit is over the budget").await;
         *lock(&store.put_gate) = None;
         put_answers.notify_waiters();
         for appended in first_four {
@@ -1259,6 +1310,49 @@ mod tests {
         }
         let fifth = fifth.await.expect("the budget came back");
         assert_eq!(fifth.durable().await, Ok(CommitSeq(4)));
+        log.shutdown().await.expect("clean shutdown");
+    }
+
+    /// Polls `future` while the driver gets ten turns; it must stay pending.
+    async fn stays_pending<F: std::future::Future + Unpin>(future: &mut F, why: &str) {
+        for _ in 0..10 {
+            assert!(futures::poll!(&mut *future).is_pending(), "{why}");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A streamed commit keeps its budget until the stream's reader takes
+    /// it, not just until it is durable. Dropping the stream gives back
+    /// the budget of the commits it held and of every later one.
+    #[tokio::test(flavor = "current_thread")]
+    async fn streamed_commits_hold_the_budget_until_read() {
+        let config = Config { byte_budget: budget_cost(2, 2), batch_size_threshold: 1, ..Config::default() };
+        let options = OpenOptions { config, stream_durable_commits: true, ..Default::default() };
+        let log = Log::open(crate::store::MemStore::new(), options).await.expect("opens");
+        let mut stream = log.durable_commits().expect("asked for");
+        let commit = |byte: &'static [u8]| log.append(Bytes::from_static(byte));
+        commit(b"a").await.expect("within the budget");
+        let second = commit(b"b").await.expect("within the budget");
+        assert_eq!(second.durable().await, Ok(CommitSeq(1)), "both durable, neither read");
+        let mut third = Box::pin(commit(b"c"));
+        stays_pending(&mut third, "over the budget").await;
+        assert_eq!(stream.recv().await, Some((CommitSeq(0), Bytes::from_static(b"a"))));
+        let third = third.await.expect("reading one gave its budget back");
+        assert_eq!(third.durable().await, Ok(CommitSeq(2)));
+        let mut fourth = Box::pin(commit(b"d"));
+        stays_pending(&mut fourth, "over the budget").await;
+        drop(stream);
+        let std::task::Poll::Ready(fourth) = futures::poll!(fourth.as_mut()) else {
+            panic!("the dropped stream did not give back the budget of the commits it held");
+        };
+        fourth.expect("appended");
+        let later_commits = async {
+            for _ in 0..5 {
+                let later = commit(b"e").await.expect("nobody reads the stream: the driver gives the budget back");
+                later.durable().await.expect("durable");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), later_commits).await.expect("no hang");
         log.shutdown().await.expect("clean shutdown");
     }
 
