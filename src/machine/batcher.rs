@@ -150,9 +150,7 @@ impl Batcher {
     pub fn push(&mut self, now: Time, seq: CommitSeq, payload: &[u8]) -> bool {
         let started = self.open.is_none();
         if started {
-            let builder = self.new_builder();
-            let deadline = now + self.timeout;
-            self.open = Some(OpenBatch { builder, first: seq, deadline, payload_bytes: 0 });
+            self.start_batch(now, seq);
         }
         let Some(open) = self.open.as_mut() else { return started };
         debug_assert_eq!(open.first.plus(u64::from(open.builder.count())), seq, "commits arrive in order");
@@ -164,6 +162,14 @@ impl Batcher {
         started
     }
 
+    /// Out of line: once per batch, and inlined it weighed on every commit.
+    #[inline(never)]
+    fn start_batch(&mut self, now: Time, first: CommitSeq) {
+        let builder = self.new_builder();
+        let deadline = now + self.timeout;
+        self.open = Some(OpenBatch { builder, first, deadline, payload_bytes: 0 });
+    }
+
     /// Room for the last batch and a little more, capped near twice the
     /// threshold (encoded commits carry a length each, so a full batch
     /// exceeds the threshold).
@@ -173,6 +179,7 @@ impl Batcher {
         guess.clamp(MIN_CAPACITY, most)
     }
 
+    #[inline(never)]
     fn seal_open(&mut self) {
         if let Some(open) = self.open.take() {
             self.idle_quorum = 1;
