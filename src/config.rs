@@ -48,8 +48,10 @@ pub struct Config {
     pub retry_base_delay: Duration,
     /// The longest a single retry delay may grow.
     pub retry_max_delay: Duration,
-    /// Most commit bytes accepted but not yet durable, each commit counted
-    /// with [`COMMIT_BOOKKEEPING_BYTES`] more; producers wait beyond it.
+    /// Most commit bytes accepted but not yet durable (or, for a log that
+    /// streams its durable commits, not yet read from the stream), each
+    /// commit counted with [`COMMIT_BOOKKEEPING_BYTES`] more; producers
+    /// wait beyond it.
     pub byte_budget: u64,
     /// How long the writer may sit idle before it probes the store, so a
     /// dead endpoint is found before a batch is sent to it.

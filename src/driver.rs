@@ -21,7 +21,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc::error::SendError;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tracing::{debug, info_span, Instrument};
@@ -172,9 +171,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A commit gives its share of the byte budget back when it is received
 /// here, not when it becomes durable: a stage that falls behind holds the
 /// producers back instead of the stream growing without bound.
+///
+/// Take it when opening the log and read it in a task of its own: a task
+/// that appends more than a budget's worth before it reads waits for ever.
 #[derive(Debug)]
 pub struct DurableCommits {
     commits: mpsc::UnboundedReceiver<Streamed>,
+    unread: Arc<Mutex<Unread>>,
     budget: Arc<Semaphore>,
 }
 
@@ -183,20 +186,33 @@ impl DurableCommits {
     /// and every commit it made durable was received.
     pub async fn recv(&mut self) -> Option<(CommitSeq, Bytes)> {
         let Streamed { seq, bytes, permits } = self.commits.recv().await?;
+        lock(&self.unread).permits -= u64::from(permits);
         self.budget.add_permits(permits as usize);
         Some((seq, bytes))
     }
 }
 
 impl Drop for DurableCommits {
-    /// Gives back the budget of the commits nobody will read; the driver
-    /// gives back that of later ones, which it can no longer send.
+    /// Gives back the budget of the commits sent and never read; the
+    /// driver gives back that of later ones itself.
     fn drop(&mut self) {
-        self.commits.close();
-        while let Ok(unread) = self.commits.try_recv() {
-            self.budget.add_permits(unread.permits as usize);
-        }
+        let permits = {
+            let mut unread = lock(&self.unread);
+            unread.reader_gone = true;
+            std::mem::take(&mut unread.permits)
+        };
+        self.budget.add_permits(usize::try_from(permits).unwrap_or(usize::MAX));
     }
+}
+
+/// The budget of the commits in the durable stream, which the driver and
+/// the stream's reader share. Counted here, not taken from the channel
+/// when the reader goes: a commit still being sent then would be lost.
+#[derive(Debug, Default)]
+struct Unread {
+    /// Sent and not yet read.
+    permits: u64,
+    reader_gone: bool,
 }
 
 /// A commit on its way to the durable stream, with its budget permits.
@@ -205,6 +221,13 @@ struct Streamed {
     seq: CommitSeq,
     bytes: Bytes,
     permits: u32,
+}
+
+/// The driver's end of the durable stream.
+#[derive(Debug)]
+struct StreamSender {
+    commits: mpsc::UnboundedSender<Streamed>,
+    unread: Arc<Mutex<Unread>>,
 }
 
 /// An open log. Clones share it; appends from many tasks are fine.
@@ -416,6 +439,7 @@ impl Log {
         let (durable_tx, durable_rx) = watch::channel(CommitSeq(0));
         let acks = Arc::new(Acks::default());
         let (stream_tx, stream_rx) = mpsc::unbounded_channel();
+        let unread = Arc::new(Mutex::new(Unread::default()));
         let describe = store.describe();
         let budget_permits = usize::try_from(config.byte_budget).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
         // A commit's cost must fit the semaphore too (capped on 32-bit targets).
@@ -434,7 +458,9 @@ impl Log {
             fed: 0,
             durable: durable_tx,
             acks: AckPublisher(Arc::clone(&acks)),
-            stream: options.stream_durable_commits.then_some(stream_tx),
+            stream: options
+                .stream_durable_commits
+                .then(|| StreamSender { commits: stream_tx, unread: Arc::clone(&unread) }),
             shared: None,
             planted,
         };
@@ -461,9 +487,11 @@ impl Log {
         if shared_tx.send(Arc::clone(&shared)).is_err() {
             return Err(OpenError::Closed);
         }
-        let stream = options
-            .stream_durable_commits
-            .then(|| DurableCommits { commits: stream_rx, budget: Arc::clone(&shared.budget) });
+        let stream = options.stream_durable_commits.then(|| DurableCommits {
+            commits: stream_rx,
+            unread,
+            budget: Arc::clone(&shared.budget),
+        });
         Ok(Log { shared, durable_commits: Arc::new(Mutex::new(stream)) })
     }
 
@@ -544,7 +572,8 @@ impl Log {
     }
 
     /// The ordered stream of durable commits, if the log was opened with
-    /// [`OpenOptions::stream_durable_commits`]. Only the first call gets it.
+    /// [`OpenOptions::stream_durable_commits`]. Only the first call gets it;
+    /// see [`DurableCommits`] for how to read it.
     pub fn durable_commits(&self) -> Option<DurableCommits> {
         lock(&self.durable_commits).take()
     }
@@ -630,7 +659,7 @@ struct Driver<S> {
     fed: usize,
     durable: watch::Sender<CommitSeq>,
     acks: AckPublisher,
-    stream: Option<mpsc::UnboundedSender<Streamed>>,
+    stream: Option<StreamSender>,
     /// Weak: the last `Log` dropping the shared state is what stops the
     /// driver, and a strong reference here would keep it alive.
     shared: Option<Weak<Shared>>,
@@ -936,14 +965,25 @@ impl<S: ObjectStore> Driver<S> {
     /// gives back the budget of those its dropped reader will never take.
     fn stream_durable(&mut self, end: CommitSeq) {
         let Some(stream) = &self.stream else { return };
-        let mut unread = 0u64;
+        let mut unread = lock(&stream.unread);
+        let mut not_sent = 0u64;
+        let mut first = true;
         while self.streamed.front().is_some_and(|s| s.seq < end) {
-            let Some(durable) = self.streamed.pop_front() else { break };
-            if let Err(SendError(dropped)) = stream.send(durable) {
-                unread += u64::from(dropped.permits);
+            let Some(mut durable) = self.streamed.pop_front() else { break };
+            // planted-bugs: DriverBug::LeakBudgetOnAckWaves, for streamed commits.
+            if !first && self.planted.has(DriverBug::LeakBudgetOnAckWaves) {
+                durable.permits = 0;
+            }
+            first = false;
+            let permits = u64::from(durable.permits);
+            if unread.reader_gone || stream.commits.send(durable).is_err() {
+                not_sent += permits;
+            } else {
+                unread.permits += permits;
             }
         }
-        self.release(unread);
+        drop(unread);
+        self.release(not_sent);
     }
 
     /// Moves the watermark (for [`Log::watch_durable`] and for the waiting
@@ -1337,7 +1377,10 @@ mod tests {
         let mut third = Box::pin(commit(b"c"));
         stays_pending(&mut third, "over the budget").await;
         assert_eq!(stream.recv().await, Some((CommitSeq(0), Bytes::from_static(b"a"))));
-        let third = third.await.expect("reading one gave its budget back");
+        let std::task::Poll::Ready(third) = futures::poll!(third.as_mut()) else {
+            panic!("reading a commit did not give its budget back");
+        };
+        let third = third.expect("appended");
         assert_eq!(third.durable().await, Ok(CommitSeq(2)));
         let mut fourth = Box::pin(commit(b"d"));
         stays_pending(&mut fourth, "over the budget").await;
