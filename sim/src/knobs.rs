@@ -170,8 +170,9 @@ fn draw_config(rng: &mut ChaCha8Rng, max_commit: usize) -> ValidConfig {
     let retry_max_delay =
         (retry_base_delay * (1 << rng.random_range(0..=8))).clamp(retry_base_delay, Duration::from_secs(30));
     // A commit must fit the budget, and a budget under a few commits would
-    // serialize everything: keep room for about two of the largest (their
-    // bookkeeping aside, which the threshold's floor of 200 covers).
+    // serialize everything: keep room for about two of the largest. (With
+    // the threshold at 200 or more, the largest always fits with its
+    // 64 bytes of bookkeeping.)
     let budget_floor = batch_size_threshold.max(2 * max_commit as u64);
     let byte_budget = log_uniform_u64(rng, budget_floor, budget_floor.max(128 << 20));
     valid(Config {
