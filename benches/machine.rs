@@ -758,14 +758,7 @@ fn print_summary(s: &Settings, machines: &[MachineRow], formats: &[FormatRow]) {
          buffer was fresh memory from the OS (the allocator gave the last one back), which then dominates"
     );
     println!();
-    println!(
-        "checksum: {}",
-        if format::checksum_accelerated() {
-            "carry-less multiply and crc32 together (format::checksum's fast path)"
-        } else {
-            "this CPU lacks VPCLMULQDQ/AVX2: format::checksum is the crc32c crate"
-        }
-    );
+    println!("checksum: {}", format::checksum_kernel());
     println!("{:<10} {:>8} {:>10}  {:<18} {:>8} {:>8}", "batch of", "commits", "bytes", "operation", "GB/s", "/memcpy");
     for f in formats {
         for op in &f.ops {

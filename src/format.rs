@@ -411,9 +411,9 @@ pub fn checksum(bytes: &[u8]) -> u32 {
 /// damaged anywhere, in memory or on the way, fails.
 pub const SEALED_OBJECT_CRC32C: u32 = 0x4867_4BC7;
 
-/// Whether [`checksum`] takes its fast path on this CPU (benchmarks say so).
-pub fn checksum_accelerated() -> bool {
-    crc::accelerated()
+/// How [`checksum`] runs on this CPU (benchmarks say so).
+pub fn checksum_kernel() -> &'static str {
+    crc::kernel_name()
 }
 
 /// Decodes and verifies one object. The commits share `bytes`' buffer.
@@ -430,9 +430,10 @@ pub fn decode(bytes: &Bytes) -> Result<Object, DecodeError> {
     // its checksum took twice as long.
     let mut walk = LengthWalk { at: HEADER_LEN, walked: 0, count: read_u32(&body[48..]) };
     let mut computed = 0;
-    for (i, block) in body.chunks(crc::BLOCK).enumerate() {
+    let block_len = crc::block_len();
+    for (i, block) in body.chunks(block_len).enumerate() {
         computed = crc::crc32c_append(computed, block);
-        walk.advance(&body[..((i + 1) * crc::BLOCK).min(body_end)]);
+        walk.advance(&body[..((i + 1) * block_len).min(body_end)]);
     }
     let stored = read_u32(&bytes[body_end..]);
     if stored != computed {
@@ -704,7 +705,7 @@ mod tests {
     fn objects_larger_than_a_checksum_block_are_walked_across_blocks() {
         let commits: Vec<Bytes> = (0..100u32).map(|i| Bytes::from(vec![i as u8; (i as usize * 37) % 3001])).collect();
         let (bytes, _) = encode_batch(header(0), &commits);
-        assert!(bytes.len() > 3 * crc::BLOCK, "{} bytes", bytes.len());
+        assert!(bytes.len() > 3 * crc::block_len(), "{} bytes", bytes.len());
         assert_eq!(decode(&bytes).expect("valid").commits.to_vec(), commits);
 
         let with_count = |count: u32| {
