@@ -22,7 +22,7 @@ use crate::store_arg::StoreArgs;
 pub struct BenchArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Seconds each measurement runs.
+    /// Seconds each W1 (closed loop) measurement runs.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
     /// Producer counts for W1 (closed loop).
@@ -34,9 +34,9 @@ pub struct BenchArgs {
     /// Most commits one measurement may append (bounds every load loop).
     #[arg(long, default_value_t = 2_000_000)]
     pub max_commits: u64,
-    /// Seconds each W2 (open loop) measurement runs: a bulk load's first
-    /// `max_in_flight_requests` batches leave on the time trigger, small,
-    /// and a short run measures mostly them.
+    /// Seconds each W2 (open loop) measurement runs, and each raw PUT run
+    /// next to it: a bulk load's first `max_in_flight_requests` batches
+    /// leave on the time trigger, small, and a short run measures mostly them.
     #[arg(long, default_value_t = 10.0)]
     pub w2_seconds: f64,
     /// Most MiB one W2 measurement may append.
@@ -137,10 +137,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let limit = Duration::from_secs_f64(args.seconds);
     let config = if args.tuning.config() == Config::default() { "default config" } else { "config from the flags" };
     println!(
-        "s3wal bench on {}: {:.1}s per measurement, {} rounds, A = s3wal ({config}), B = naive",
+        "s3wal bench on {}: {:.1}s per W1 measurement, {} rounds, A = s3wal ({config}), B = naive; {:.1}s per W2 and raw run",
         runs.root.describe(),
         args.seconds,
-        args.rounds
+        args.rounds,
+        args.w2_seconds
     );
     println!(
         "\n{:<12} {:>4} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9}",
@@ -179,9 +180,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // bracketed by raw runs and compared with their mean, which cancels what
     // drift is left. Comparing with the better of a raw run before and one
     // after all of W2 favoured raw: the first ran on the emptiest server.
-    let mut raw_before = runs.measure(async |store| raw_puts(store, limit).await).await?;
-    print_raw_row(&raw_before);
+    // Raw runs last as long as the W2 runs they bracket, so that both see
+    // the server over stretches of the same length (moto fills as a run
+    // goes on, and a 1 s raw run is about 200 PUTs).
     let w2_limit = Duration::from_secs_f64(args.w2_seconds);
+    let mut raw_before = runs.measure(async |store| raw_puts(store, w2_limit).await).await?;
+    print_raw_row(&raw_before);
     let mut shares = Vec::new();
     for size in [100usize, 4096] {
         let max_commits = (args.w2_max_mib << 20) / size as u64;
@@ -195,7 +199,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             m.per_sec(),
             m.mb_per_sec()
         );
-        let raw_after = runs.measure(async |store| raw_puts(store, limit).await).await?;
+        let raw_after = runs.measure(async |store| raw_puts(store, w2_limit).await).await?;
         print_raw_row(&raw_after);
         shares.push((size, m.mb_per_sec(), raw_before.mb_per_sec(), raw_after.mb_per_sec()));
         raw_before = raw_after;
